@@ -1,0 +1,9 @@
+"""Routes of the listener pages (the JSON API and sign-in live in genres/urls.py)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from genres import pages
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Server-rendered listener pages."""
+
+from __future__ import annotations

@@ -1,0 +1,10 @@
+"""Listener pages and the listener JSON API."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "genres/home.html")

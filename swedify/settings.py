@@ -1,0 +1,288 @@
+"""Swedify's one settings module.
+
+Every setting is read from the environment (see ``../shared/docs/contract.md``) and has a safe
+local default: with nothing set, Swedify runs on SQLite, a local-memory cache and a
+filesystem Celery broker under ``SWEDIFY_DATA_DIR``, talking to the bundled Spotify sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    value = os.environ.get(name, "").strip()
+    return value if value else default
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_int(name: str, default: int) -> int:
+    value = env_str(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+
+
+# --- Core ---------------------------------------------------------------------------------
+
+DEVELOPMENT_SECRET_KEY = "swedify-development-key-never-use-in-production"  # noqa: S105
+SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
+DEBUG = env_bool("DEBUG", False)
+# Refusing the development key with DEBUG off is a system check (swedify.checks) and a guard
+# in every server entry point (swedify.preflight), so that a mistake stops the process with
+# one clear line instead of silently signing sessions with a public key.
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+DATA_DIR = Path(env_str("SWEDIFY_DATA_DIR", str(BASE_DIR / "var")))
+# The embedded defaults (SQLite file, filesystem broker) need the folder before first use.
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "swedify",
+    "genres",
+    "deployments",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "swedify.middleware.ContentSecurityPolicyMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "swedify.urls"
+WSGI_APPLICATION = "swedify.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "swedify.middleware.csp_nonce",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------
+
+
+def database_from_url(url: str) -> dict:
+    """Parse DATABASE_URL into Django's form; a malformed URL is one clear error."""
+    import dj_database_url
+
+    scheme = urlsplit(url).scheme
+    if scheme not in {"sqlite", "postgres", "postgresql", "pgsql"}:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must start with sqlite:/// or postgres://, not {scheme or url!r}"
+        )
+    try:
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"DATABASE_URL is malformed: {error}") from None
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        if not config.get("NAME"):
+            raise ImproperlyConfigured("DATABASE_URL names no SQLite file")
+        # A web process and a worker write to one file: WAL lets readers run beside the
+        # writer, IMMEDIATE transactions take the write lock up front (no upgrade deadlock),
+        # and the busy timeout turns brief contention into waiting instead of errors.
+        config["CONN_MAX_AGE"] = 0
+        config["OPTIONS"] = {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    else:
+        if not config.get("NAME"):
+            raise ImproperlyConfigured("DATABASE_URL names no database")
+        config.setdefault("OPTIONS", {})["connect_timeout"] = 5
+    return config
+
+
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}")
+DATABASES = {"default": database_from_url(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache and sessions -------------------------------------------------------------------
+
+REDIS_URL = env_str("REDIS_URL")
+# Sub-second socket timeouts: with Redis down, a page pays at most this per cache call
+# instead of redis-py's default of several seconds.
+REDIS_SOCKET_TIMEOUT = 0.25
+
+if REDIS_URL:
+    if urlsplit(REDIS_URL).scheme not in {"redis", "rediss", "unix"}:
+        raise ImproperlyConfigured("REDIS_URL must start with redis://, rediss:// or unix://")
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "swedify",
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+                "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+                "IGNORE_EXCEPTIONS": True,
+                "CONNECTION_POOL_KWARGS": {"retry_on_timeout": False, "max_connections": 50},
+            },
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "swedify",
+        }
+    }
+# A Redis error is logged and treated as a cache miss, never a failed request.
+DJANGO_REDIS_IGNORE_EXCEPTIONS = True
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+
+# Database-backed sessions with a cache in front: a Redis outage logs nobody out.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
+SESSION_COOKIE_AGE = 60 * 60 * 24 * 30
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- Celery -------------------------------------------------------------------------------
+
+BROKER_DIR = DATA_DIR / "broker"
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for folder in ("queue", "processed"):
+        (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A task not acknowledged within this time is handed to another worker; it must be
+    # longer than the longest task so a slow scan is not run twice at once.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 60 * 60}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+
+# --- Spotify ------------------------------------------------------------------------------
+
+SANDBOX_URL = env_str("SWEDIFY_SANDBOX_URL", "http://127.0.0.1:8900")
+SPOTIFY_CLIENT_ID = env_str("SPOTIFY_CLIENT_ID")
+SPOTIFY_SANDBOX = not SPOTIFY_CLIENT_ID
+if SPOTIFY_SANDBOX:
+    SPOTIFY_CLIENT_ID = "swedify-sandbox"
+    SPOTIFY_CLIENT_SECRET = env_str("SPOTIFY_CLIENT_SECRET", "swedify-sandbox-secret")
+    SPOTIFY_ACCOUNTS_URL = env_str("SPOTIFY_ACCOUNTS_URL", SANDBOX_URL)
+    SPOTIFY_API_URL = env_str("SPOTIFY_API_URL", f"{SANDBOX_URL}/v1")
+else:
+    SPOTIFY_CLIENT_SECRET = env_str("SPOTIFY_CLIENT_SECRET")
+    SPOTIFY_ACCOUNTS_URL = env_str("SPOTIFY_ACCOUNTS_URL", "https://accounts.spotify.com")
+    SPOTIFY_API_URL = env_str("SPOTIFY_API_URL", "https://api.spotify.com/v1")
+SPOTIFY_ACCOUNTS_URL = SPOTIFY_ACCOUNTS_URL.rstrip("/")
+SPOTIFY_API_URL = SPOTIFY_API_URL.rstrip("/")
+SPOTIFY_REDIRECT_URI = env_str(
+    "SPOTIFY_REDIRECT_URI", "http://127.0.0.1:8000/auth/spotify/callback"
+)
+# Requests per rolling 30 s window that all workers together may send to Spotify.
+SPOTIFY_RATE_LIMIT = env_int("SPOTIFY_RATE_LIMIT", 150)
+SPOTIFY_CONCURRENCY = env_int("SPOTIFY_CONCURRENCY", 8)
+
+SWEDIFY_TOKEN_KEYS = env_list("SWEDIFY_TOKEN_KEYS")
+
+
+def _version() -> str:
+    explicit = env_str("SWEDIFY_VERSION")
+    if explicit:
+        return explicit
+    from swedify import __version__
+
+    return __version__
+
+
+SWEDIFY_VERSION = _version()
+
+# --- Static files, i18n, security headers -------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+LOGIN_URL = "/admin/login/"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django_redis": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,14 @@
+"""WSGI entry point for gunicorn: ``gunicorn swedify.wsgi``."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "swedify.settings")
+
+from swedify.preflight import guard  # noqa: E402  (needs the settings module named first)
+
+application = get_wsgi_application()
+guard(component="web")
