@@ -2,8 +2,4 @@
 
 from __future__ import annotations
 
-from django.urls import path
-
-from genres import pages
-
 urlpatterns: list = []

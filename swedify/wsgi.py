@@ -8,7 +8,7 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "swedify.settings")
 
-from swedify.preflight import guard  # noqa: E402  (needs the settings module named first)
+from swedify.preflight import guard
 
 application = get_wsgi_application()
 guard(component="web")
