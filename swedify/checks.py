@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Tags, register
 
 
-@register()
+@register(Tags.security, deploy=True)
 def secret_key_check(app_configs: object = None, **_: object) -> list[Error]:
     if not settings.DEBUG and settings.SECRET_KEY == settings.DEVELOPMENT_SECRET_KEY:
         return [

@@ -51,7 +51,7 @@ def env_int(name: str, default: int) -> int:
 DEVELOPMENT_SECRET_KEY = "swedify-development-key-never-use-in-production"  # noqa: S105
 SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
 DEBUG = env_bool("DEBUG", False)
-# Refusing the development key with DEBUG off is a system check (swedify.checks) and a guard
+# Refusing the development key with DEBUG off is a deploy check (swedify.checks) and a guard
 # in every server entry point (swedify.preflight), so that a mistake stops the process with
 # one clear line instead of silently signing sessions with a public key.
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
@@ -215,6 +215,17 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Periodic work (run by `celery worker --beat` or a separate `celery beat`); every task here
+# is idempotent, so two schedulers by mistake cost requests, not correctness.
+CELERY_BEAT_SCHEDULE = {
+    # Resumes paused scans whose resumeAt has passed and re-queues jobs whose worker died.
+    "genres-jobs-recover": {"task": "genres.tasks.jobs_recover", "schedule": 30.0},
+    # Records each environment's detailed health for the uptime report.
+    "deployments-environments-probe": {
+        "task": "deployments.tasks.environments_probe",
+        "schedule": 60.0,
+    },
+}
 
 # --- Spotify ------------------------------------------------------------------------------
 

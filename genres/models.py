@@ -1,0 +1,229 @@
+"""Listener-side records: linked Spotify accounts, scans, the shared artist cache, results,
+playlist jobs and the playlists Swedify made.
+
+The job rows (Scan, PlaylistJob) are the truth about progress: pages poll them, workers claim
+them with compare-and-set, and a retried task resumes from what they say.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class SpotifyAccount(models.Model):
+    """A listener's link to Spotify. Tokens live only here, the refresh token encrypted."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="spotify_account"
+    )
+    spotify_id = models.CharField(max_length=128, unique=True)
+    # Spotify's stable account id, preferred for linking when present.
+    account_id = models.CharField(max_length=128, null=True, blank=True, unique=True)
+    display_name = models.CharField(max_length=256, blank=True)
+    access_token_encrypted = models.TextField(blank=True)
+    refresh_token_encrypted = models.TextField(blank=True)
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+    scopes = models.TextField(blank=True)
+    # Set when Spotify answered invalid_grant: the listener must sign in again.
+    needs_reauth = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.display_name or self.spotify_id
+
+
+class Scan(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        PAUSED = "paused"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    class Step(models.TextChoices):
+        FETCHING_PROFILE = "fetching_profile"
+        FETCHING_TRACKS = "fetching_tracks"
+        FETCHING_ARTISTS = "fetching_artists"
+        AGGREGATING = "aggregating"
+        DONE = "done"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.PAUSED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="scans"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    step = models.CharField(max_length=24, choices=Step.choices, default=Step.FETCHING_PROFILE)
+    # ["liked", "playlist:<id>", ...]
+    sources = models.JSONField(default=list)
+    refresh = models.BooleanField(default=False)
+    tracks_total = models.PositiveIntegerField(default=0)
+    tracks_found = models.PositiveIntegerField(default=0)
+    artists_to_fetch = models.PositiveIntegerField(default=0)
+    artists_fetched = models.PositiveIntegerField(default=0)
+    requests_made = models.PositiveIntegerField(default=0)
+    truncated = models.BooleanField(default=False)
+    # Where a paused or interrupted scan continues (per-source offsets, phase markers).
+    checkpoint = models.JSONField(default=dict, blank=True)
+    # The seed's error shape: {"error", "details", "step", "tracksFound", "artistsToFetch"}.
+    error = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    resume_at = models.DateTimeField(null=True, blank=True)
+    # Which worker holds the scan, and its last sign of life; a stale heartbeat lets another
+    # worker take over after a crash.
+    claimed_by = models.CharField(max_length=128, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "-created_at"]), models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"scan {self.id} ({self.status})"
+
+
+class LibraryTrack(models.Model):
+    """One track of a listener's library as last seen: the basis of incremental rescans."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="library_tracks"
+    )
+    track_id = models.CharField(max_length=64)
+    # "liked" or "playlist:<id>"; a track in several sources has one row per source.
+    source = models.CharField(max_length=96)
+    artist_ids = models.JSONField(default=list)
+    added_at = models.DateTimeField(null=True, blank=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "source", "track_id"], name="library_track_once_per_source"
+            )
+        ]
+        indexes = [models.Index(fields=["user", "source", "position"])]
+
+
+class Artist(models.Model):
+    """Artist -> genres, shared by all listeners (a durable cache behind Redis)."""
+
+    spotify_id = models.CharField(max_length=64, primary_key=True)
+    name = models.CharField(max_length=512, blank=True)
+    genres = models.JSONField(default=list)
+    fetched_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.name or self.spotify_id
+
+
+class ScanResult(models.Model):
+    """The aggregated genres of a successful scan, stored once, read by pages and the API."""
+
+    SCHEMA_VERSION = 1
+
+    scan = models.OneToOneField(Scan, on_delete=models.CASCADE, related_name="result")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="scan_results"
+    )
+    schema_version = models.PositiveSmallIntegerField(default=SCHEMA_VERSION)
+    total_tracks = models.PositiveIntegerField(default=0)
+    total_artists = models.PositiveIntegerField(default=0)
+    total_genres = models.PositiveIntegerField(default=0)
+    unclassified_count = models.PositiveIntegerField(default=0)
+    truncated = models.BooleanField(default=False)
+    # [{"name", "count"}] sorted as the contract says: what the genres page needs, small.
+    summary = models.JSONField(default=list)
+    # The full contract payload of GET /api/genres (with trackIds).
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-created_at"])]
+
+
+class PlaylistJob(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        PARTIAL = "partial"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="playlist_jobs"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    genres = models.JSONField(default=list)
+    name_pattern = models.CharField(max_length=200, default="{genre} (from Likes)")
+    description = models.CharField(max_length=300, blank=True)
+    skip_duplicates = models.BooleanField(default=True)
+    # The scan whose result the job uses, so a rescan mid-job does not change its tracks.
+    scan = models.ForeignKey(Scan, on_delete=models.SET_NULL, null=True, blank=True)
+    # Contract "results": one entry per genre, updated as the job goes.
+    results = models.JSONField(default=list)
+    error = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=128, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"playlist job {self.id} ({self.status})"
+
+
+class GenrePlaylist(models.Model):
+    """The playlist Swedify made for one listener and genre; later jobs keep filling it."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="genre_playlists"
+    )
+    genre = models.CharField(max_length=512)
+    playlist_id = models.CharField(max_length=64, blank=True)
+    name = models.CharField(max_length=512)
+    url = models.URLField(blank=True)
+    # Set before the create request is sent, cleared once Spotify's answer is stored: a row
+    # with pending_since and no playlist_id means "a create may have happened; reconcile".
+    pending_since = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "genre"], name="one_playlist_per_user_genre")
+        ]
+
+
+class SpotifyCallBucket(models.Model):
+    """Spotify call outcomes per minute and endpoint, for the operators' rate-limit page."""
+
+    minute = models.DateTimeField()
+    endpoint = models.CharField(max_length=96)
+    calls = models.PositiveIntegerField(default=0)
+    ok = models.PositiveIntegerField(default=0)
+    client_errors = models.PositiveIntegerField(default=0)
+    server_errors = models.PositiveIntegerField(default=0)
+    network_errors = models.PositiveIntegerField(default=0)
+    rate_limited = models.PositiveIntegerField(default=0)
+    quota_exceeded = models.PositiveIntegerField(default=0)
+    total_ms = models.PositiveBigIntegerField(default=0)
+    max_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["minute", "endpoint"], name="one_bucket_per_minute")
+        ]
+        indexes = [models.Index(fields=["-minute"])]
