@@ -152,6 +152,8 @@ REDIS_URL = env_str("REDIS_URL")
 REDIS_SOCKET_TIMEOUT = 0.25
 
 if REDIS_URL:
+    from swedify.redis_breaker import BreakerConnection
+
     if urlsplit(REDIS_URL).scheme not in {"redis", "rediss", "unix"}:
         raise ImproperlyConfigured("REDIS_URL must start with redis://, rediss:// or unix://")
     CACHES = {
@@ -164,7 +166,12 @@ if REDIS_URL:
                 "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
                 "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
                 "IGNORE_EXCEPTIONS": True,
-                "CONNECTION_POOL_KWARGS": {"retry_on_timeout": False, "max_connections": 50},
+                "CONNECTION_POOL_KWARGS": {
+                    "retry_on_timeout": False,
+                    "max_connections": 50,
+                    # Fails fast for a few seconds after a Redis failure (swedify.redis_breaker).
+                    "connection_class": BreakerConnection,
+                },
             },
         }
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from django.conf import settings
 
@@ -18,8 +20,14 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache() -> None:
-    """Every test starts with an empty cache so cached values never leak between tests."""
+def _fresh_cache() -> Iterator[None]:
+    """Every test starts with a closed Redis breaker and an empty cache, so neither an
+    injected Redis outage nor a cached value leaks from one test into the next."""
     from django.core.cache import cache
 
+    from swedify.redis_breaker import BREAKER
+
+    BREAKER.reset()
     cache.clear()
+    yield
+    BREAKER.reset()
