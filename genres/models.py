@@ -29,6 +29,9 @@ class SpotifyAccount(models.Model):
     scopes = models.TextField(blank=True)
     # Set when Spotify answered invalid_grant: the listener must sign in again.
     needs_reauth = models.BooleanField(default=False)
+    # Last time followed and top artists were harvested into the shared artist cache; a
+    # rescan soon after does not pay for that again.
+    artists_harvested_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -85,6 +88,15 @@ class Scan(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["user", "-created_at"]), models.Index(fields=["status"])]
+        constraints = [
+            # The database's own guard against two concurrent POSTs both starting a scan;
+            # scan_start also serializes on the account row so the loser gets the winner's scan.
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(status__in=["queued", "running", "paused"]),
+                name="one_active_scan_per_user",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"scan {self.id} ({self.status})"
@@ -102,6 +114,9 @@ class LibraryTrack(models.Model):
     artist_ids = models.JSONField(default=list)
     added_at = models.DateTimeField(null=True, blank=True)
     position = models.PositiveIntegerField(default=0)
+    # The scan that last saw this row during a full read; rows a full read did not see are
+    # gone from Spotify and are deleted when that read completes.
+    seen_scan = models.UUIDField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -110,6 +125,32 @@ class LibraryTrack(models.Model):
             )
         ]
         indexes = [models.Index(fields=["user", "source", "position"])]
+
+
+class LibrarySource(models.Model):
+    """What Swedify last knew about one source of a listener's library as a whole.
+
+    ``complete`` is true only when the LibraryTrack rows of the source mirror Spotify as of
+    ``total``; only then may a rescan read incrementally (newest first, stop at the first
+    known track) and trust the count check.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="library_sources"
+    )
+    source = models.CharField(max_length=96)
+    # Spotify's `total` (every entry, local files and unavailable ones included).
+    total = models.PositiveIntegerField(default=0)
+    # added_at of the newest entry: entries without a track id cannot be matched by id, so
+    # they count as known when they are not newer than this.
+    newest_added_at = models.DateTimeField(null=True, blank=True)
+    complete = models.BooleanField(default=False)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "source"], name="library_source_once")
+        ]
 
 
 class Artist(models.Model):
@@ -227,3 +268,6 @@ class SpotifyCallBucket(models.Model):
             models.UniqueConstraint(fields=["minute", "endpoint"], name="one_bucket_per_minute")
         ]
         indexes = [models.Index(fields=["-minute"])]
+        # The admin index links this model's changelist, which is the rate-limit page.
+        verbose_name = "Spotify calls (last hour)"
+        verbose_name_plural = "Spotify calls (last hour)"

@@ -2,4 +2,13 @@
 
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from genres import pages
+
+urlpatterns = [
+    path("", pages.home, name="home"),
+    path("genres", pages.genres_page, name="genres"),
+    path("genres/export.csv", pages.export_csv, name="genres-export-csv"),
+    path("genres/export.json", pages.export_json, name="genres-export-json"),
+]

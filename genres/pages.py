@@ -1,3 +1,396 @@
-"""Server-rendered listener pages."""
+"""Server-rendered listener pages: home, genres, and the genres exports.
+
+The pages read through ``genres.selectors`` and render the small ``summary`` of a scan result
+(name and count per genre); the full payload with track ids is loaded only by the exports
+(``selectors.latest_result`` defers that column unless asked for it).
+Everything the listener does on a page (scan, create playlists) goes through the JSON API
+with ``static/swedify/swedify.js``, which polls the job rows for live progress. The pages run
+under the strict CSP of ``swedify.middleware``: no inline scripts, styles or on* handlers.
+
+Exports:
+
+- ``/genres/export.json``: the contract payload of ``GET /api/genres`` (with track ids).
+- ``/genres/export.csv``: one row per genre and track, columns ``genre,count,track_id``
+  (``count`` is the genre's track count, repeated on each of its rows); tracks without a genre
+  come last under the genre ``(unclassified)``. ``?detail=genres`` gives one row per genre,
+  columns ``genre,count``. UTF-8 with a byte-order mark, so spreadsheet programs read
+  "å ä ö" right. A cell that a spreadsheet would read as a formula (starting with = + - @,
+  a tab or a carriage return) is prefixed with ``'``.
+"""
 
 from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotFound,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+from genres import selectors
+from genres.families import FAMILIES, family_label, genre_family
+from genres.models import PlaylistJob, Scan
+from genres.playlists import (
+    DEFAULT_NAME_PATTERN,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_GENRES,
+    MAX_PATTERN_LENGTH,
+    UNCLASSIFIED,
+)
+
+# How often the page's script polls a running job, in milliseconds.
+POLL_INTERVAL_MS = 1000
+# The CSV label of tracks without a genre; parentheses keep it apart from any Spotify genre.
+CSV_UNCLASSIFIED = "(unclassified)"
+# First characters that make a spreadsheet cell a formula (OWASP "CSV injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+# The error keys of GET /auth/spotify/callback, in words, each with what to do next.
+SIGN_IN_ERRORS: dict[str, str] = {
+    "spotify_denied": (
+        "You chose not to give Swedify access on Spotify's page, so nothing was read. "
+        "Sign in again and choose Agree if you want to continue."
+    ),
+    "invalid_state": (
+        "That sign-in link had expired or was already used (this happens after pressing Back "
+        "or signing in from two tabs). Please start the sign-in again."
+    ),
+    "invalid_request": (
+        "Spotify sent back an incomplete sign-in answer. Please start the sign-in again."
+    ),
+    "spotify_auth_failed": (
+        "Spotify did not complete the sign-in (it may be busy or unreachable). "
+        "Please try again in a moment."
+    ),
+}
+UNKNOWN_SIGN_IN_ERROR = "The sign-in did not complete. Please try again."
+
+STEP_LABELS: dict[str, str] = {
+    Scan.Step.FETCHING_PROFILE: "Checking your Spotify account",
+    Scan.Step.FETCHING_TRACKS: "Reading your songs",
+    Scan.Step.FETCHING_ARTISTS: "Looking up the artists' genres",
+    Scan.Step.AGGREGATING: "Sorting songs into genres",
+    Scan.Step.DONE: "Done",
+}
+STATUS_TITLES: dict[str, str] = {
+    Scan.Status.QUEUED: "Scan waiting to start",
+    Scan.Status.RUNNING: "Scanning your library",
+    Scan.Status.PAUSED: "Scan paused",
+    Scan.Status.SUCCEEDED: "Scan finished",
+    Scan.Status.FAILED: "Scan failed",
+}
+
+
+# --- Small pure helpers (unit-tested) -------------------------------------------------------
+
+
+def age_in_words(then: datetime, now: datetime) -> str:
+    """'just now', '1 minute ago', '5 minutes ago', '2 hours ago', '3 days ago'."""
+    seconds = max(0, int((now - then).total_seconds()))
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        amount, unit = seconds // 60, "minute"
+    elif seconds < 86400:
+        amount, unit = seconds // 3600, "hour"
+    else:
+        amount, unit = seconds // 86400, "day"
+    return f"{amount} {unit}{'' if amount == 1 else 's'} ago"
+
+
+def csv_cell(value: Any) -> str:
+    """A value made safe for a spreadsheet: text that would start a formula gets a quote."""
+    text = "" if value is None else str(value)
+    if text.startswith(FORMULA_PREFIXES) or text.lstrip(" ").startswith(FORMULA_PREFIXES[:4]):
+        return "'" + text
+    return text
+
+
+def scan_error_in_words(error: dict[str, Any] | None) -> str:
+    """The seed's error shape ({error, details, step, tracksFound, artistsToFetch}) as a
+    sentence: what failed, why, at which step, and what had been found by then."""
+    if not error:
+        return ""
+    if not isinstance(error, dict):
+        return str(error)
+    details = error.get("details")
+    sentence = str(error.get("error") or "Something went wrong")
+    if details:
+        sentence += f" ({details})"
+    step = error.get("step")
+    if step in STEP_LABELS:
+        sentence += f" while {STEP_LABELS[step][0].lower()}{STEP_LABELS[step][1:]}"
+    sentence += "."
+    found = error.get("tracksFound")
+    to_fetch = error.get("artistsToFetch")
+    counts = []
+    if isinstance(found, int):
+        counts.append(f"{found:,} tracks found")
+    if isinstance(to_fetch, int):
+        counts.append(f"{to_fetch:,} artists to look up")
+    if counts:
+        sentence += " By then: " + ", ".join(counts) + "."
+    return sentence
+
+
+def scan_view(data: dict[str, Any], *, now: datetime) -> dict[str, Any]:
+    """What the progress panel shows for one contract scan object (the script renders the
+    same fields from the polled JSON)."""
+    status = data.get("status", "")
+    active = status in Scan.ACTIVE
+    tracks_total = data.get("tracksTotal") or 0
+    tracks_found = data.get("tracksFound") or 0
+    artists_to_fetch = data.get("artistsToFetch") or 0
+    artists_fetched = data.get("artistsFetched") or 0
+    counts = []
+    if tracks_found or tracks_total:
+        of = f" of {tracks_total:,}" if tracks_total else ""
+        counts.append(f"{tracks_found:,}{of} tracks")
+    if artists_to_fetch:
+        counts.append(f"{artists_fetched:,} of {artists_to_fetch:,} artists")
+    progress = None
+    if active and data.get("step") == Scan.Step.FETCHING_ARTISTS and artists_to_fetch:
+        progress = (artists_fetched, artists_to_fetch)
+    elif active and tracks_total:
+        progress = (tracks_found, tracks_total)
+    resume_at = None
+    resume_in = ""
+    if status == Scan.Status.PAUSED and data.get("resumeAt"):
+        resume_at = datetime.fromisoformat(data["resumeAt"].replace("Z", "+00:00"))
+        minutes = max(0, round((resume_at - now).total_seconds() / 60))
+        resume_in = "in less than a minute" if minutes < 1 else f"in about {minutes} min"
+    return {
+        "id": data.get("id", ""),
+        "status": status,
+        "title": STATUS_TITLES.get(status, status),
+        "step": STEP_LABELS.get(data.get("step", ""), "") if status != "failed" else "",
+        "counts": " · ".join(counts),
+        "progress": progress,
+        "resume_at": resume_at,
+        "resume_in": resume_in,
+        "error": scan_error_in_words(data.get("error")) if status in ("failed", "paused") else "",
+    }
+
+
+# --- Pages ----------------------------------------------------------------------------------
+
+
+# One genre row; format_html_join escapes every value (names are listener data, any text).
+GENRE_ROW = (
+    '<li class="genre-row" data-count="{}" data-family="{}"><label>'
+    '<input type="checkbox" class="js-genre" value="{}"> <span class="genre-name">{}</span>'
+    '</label> <span class="genre-count">{}</span></li>\n'
+)
+
+
+def _nav_context(account: Any) -> dict[str, Any]:
+    return {"account": account, "poll_interval_ms": POLL_INTERVAL_MS}
+
+
+def _stats(result: Any) -> dict[str, str]:
+    if result is None:
+        return {}
+    return {
+        "tracks": f"{result.total_tracks:,}",
+        "artists": f"{result.total_artists:,}",
+        "genres": f"{result.total_genres:,}",
+        "unclassified": f"{result.unclassified_count:,}",
+    }
+
+
+def _scan_form_context(sources: list[str]) -> dict[str, Any]:
+    """What the scan form and the retry button start with: the sources of the last scan."""
+    sources = [source for source in sources if isinstance(source, str)] or ["liked"]
+    return {
+        "scan_sources_json": json.dumps(sources),
+        "scan_liked": "liked" in sources,
+        "scan_playlists": "\n".join(
+            source.split(":", 1)[1] for source in sources if source.startswith("playlist:")
+        ),
+    }
+
+
+def genre_rows_html(summary: list[dict[str, Any]]) -> SafeString:
+    """The genre list's rows, escaped. Built in Python rather than a template loop because a
+    library can have a thousand genres and the page must answer in well under 100 ms."""
+    return format_html_join(
+        "",
+        GENRE_ROW,
+        (
+            (row["count"], genre_family(row["name"]), row["name"], row["name"], row["count"])
+            for row in summary
+        ),
+    )
+
+
+@require_safe
+@never_cache  # a listener's own, live data: no shared or stale copies
+def home(request: HttpRequest) -> HttpResponse:
+    """Signed out: what Swedify does and the sign-in button. Signed in: library status, the
+    scan form and the live progress of the latest scan."""
+    now = timezone.now()
+    error_key = request.GET.get("error", "")
+    sign_in_error = SIGN_IN_ERRORS.get(error_key, UNKNOWN_SIGN_IN_ERROR) if error_key else ""
+    account = selectors.listener_account(user=request.user)
+    context: dict[str, Any] = {
+        **_nav_context(account),
+        "sign_in_error": sign_in_error,
+        # Signed in to Swedify but Spotify refused the stored token (or no account linked).
+        "must_reconnect": account is None and request.user.is_authenticated,
+    }
+    if account is not None:
+        result = selectors.latest_result(user=request.user, with_summary=False)
+        scan = selectors.latest_scan(user=request.user)
+        # A finished scan is summed up by the library card; the panel shows the others.
+        show_scan = scan is not None and scan.status != Scan.Status.SUCCEEDED
+        context.update(
+            result=result,
+            stats=_stats(result),
+            result_age=age_in_words(result.created_at, now) if result else "",
+            scan=scan_view(selectors.scan_json(scan), now=now) if show_scan else None,
+            **_scan_form_context(list(scan.sources or []) if scan else []),
+        )
+    return render(request, "genres/home.html", context)
+
+
+def _by_count(row: dict[str, Any]) -> tuple[int, str]:
+    return (-row["count"], row["name"])
+
+
+@require_safe
+@never_cache
+def genres_page(request: HttpRequest) -> HttpResponse:
+    """Every genre of the latest successful scan with its count; redirects to ``/`` unless a
+    listener is signed in."""
+    account = selectors.listener_account(user=request.user)
+    if account is None:
+        return HttpResponseRedirect("/")
+    now = timezone.now()
+    result = selectors.latest_result(user=request.user)
+    active = selectors.active_scan(user=request.user)
+    # Sorted here too (count descending, then name, as the contract sorts), so a row written
+    # by another version in another order still reads right.
+    summary = sorted(result.summary or [], key=_by_count) if result else []
+    # "Unclassified" becomes a playlist only when no real genre carries that name.
+    unclassified_selectable = not any(row["name"] == UNCLASSIFIED for row in summary)
+    playlist_job_id = (
+        PlaylistJob.objects.filter(
+            user_id=request.user.pk,
+            status__in=(PlaylistJob.Status.QUEUED, PlaylistJob.Status.RUNNING),
+        )
+        .values_list("id", flat=True)
+        .first()
+    )
+    families_present = {genre_family(row["name"]) for row in summary}
+    if result is not None:
+        sources = list(result.scan.sources or [])
+    else:
+        sources = list(active.sources or []) if active else []
+    context = {
+        **_nav_context(account),
+        **_scan_form_context(sources),
+        "result": result,
+        "stats": _stats(result),
+        "result_age": age_in_words(result.created_at, now) if result else "",
+        "rows": summary,
+        "rows_html": genre_rows_html(summary),
+        "unclassified_selectable": unclassified_selectable,
+        "unclassified_name": UNCLASSIFIED,
+        "families_json": json.dumps(
+            [[family, family_label(family)] for family in FAMILIES if family in families_present]
+        ),
+        "scan": scan_view(selectors.scan_json(active), now=now) if active else None,
+        "playlist_job_id": playlist_job_id or "",
+        "max_genres": MAX_GENRES,
+        "default_name_pattern": DEFAULT_NAME_PATTERN,
+        "max_pattern_length": MAX_PATTERN_LENGTH,
+        "max_description_length": MAX_DESCRIPTION_LENGTH,
+    }
+    return render(request, "genres/genres.html", context)
+
+
+# --- Exports --------------------------------------------------------------------------------
+
+
+def _export_payload(request: HttpRequest) -> dict[str, Any] | HttpResponse:
+    if selectors.listener_account(user=request.user) is None:
+        return HttpResponseRedirect("/")
+    payload = selectors.genres_payload(user=request.user)
+    if payload is None:
+        return HttpResponseNotFound(
+            "No scan yet: scan your library first.", content_type="text/plain; charset=utf-8"
+        )
+    return payload
+
+
+def _filename(payload: dict[str, Any], extension: str) -> str:
+    stamp = "".join(ch for ch in str(payload.get("cachedAt") or "")[:10] if ch in "0123456789-")
+    stamp = stamp or timezone.now().date().isoformat()
+    return f"swedify-genres-{stamp}.{extension}"
+
+
+@require_safe
+@never_cache
+def export_json(request: HttpRequest) -> HttpResponse:
+    payload = _export_payload(request)
+    if isinstance(payload, HttpResponse):
+        return payload
+    response = HttpResponse(
+        json.dumps(payload, ensure_ascii=False, indent=2),
+        content_type="application/json; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="{_filename(payload, "json")}"'
+    return response
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for streaming csv.writer output."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(payload: dict[str, Any], *, per_track: bool) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield "\ufeff"
+    yield writer.writerow(["genre", "count", "track_id"] if per_track else ["genre", "count"])
+    unclassified = payload.get("unclassified") or {}
+    entries = [(entry["name"], entry) for entry in payload.get("genres") or []]
+    entries.append((CSV_UNCLASSIFIED, unclassified))
+    for name, entry in entries:
+        count = entry.get("count", 0)
+        if name == CSV_UNCLASSIFIED and not count:
+            continue
+        genre = csv_cell(name)
+        if per_track:
+            for track_id in entry.get("trackIds") or []:
+                yield writer.writerow([genre, count, csv_cell(track_id)])
+        else:
+            yield writer.writerow([genre, count])
+
+
+@require_safe
+@never_cache
+def export_csv(request: HttpRequest) -> HttpResponse:
+    payload = _export_payload(request)
+    if isinstance(payload, HttpResponse):
+        return payload
+    per_track = request.GET.get("detail", "tracks") != "genres"
+    response = StreamingHttpResponse(
+        _csv_lines(payload, per_track=per_track), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{_filename(payload, "csv")}"'
+    return response

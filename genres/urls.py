@@ -1,9 +1,22 @@
+"""Routes of sign-in, /session and the listener JSON API (pages live in genres/page_urls.py)."""
+
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
-from genres import views
+from genres import auth, playlist_views, views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("auth/spotify", auth.spotify_start, name="auth-spotify"),
+    path("auth/spotify/callback", auth.spotify_callback, name="auth-spotify-callback"),
+    path("auth/logout", auth.logout_view, name="auth-logout"),
+    path("session", auth.session_view, name="session"),
+    path("api/scans", views.scans, name="api-scans"),
+    path("api/scans/<str:scan_id>", views.scan_detail, name="api-scan"),
+    path("api/genres", views.genres, name="api-genres"),
+    # --- Playlist jobs (H4: genres/playlist_views.py) ---
+    path("api/playlists", playlist_views.playlists, name="api-playlists"),
+    path("api/playlist-jobs/<str:job_id>", playlist_views.playlist_job, name="api-playlist-job"),
+    # --- end of playlist jobs; new /api/ routes go above this catch-all ---
+    re_path(r"^api/(?P<rest>.*)$", views.not_found, name="api-not-found"),
 ]

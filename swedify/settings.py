@@ -56,6 +56,8 @@ DEBUG = env_bool("DEBUG", False)
 # one clear line instead of silently signing sessions with a public key.
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# JSON 403 under /api/ (the contract), Django's page elsewhere.
+CSRF_FAILURE_VIEW = "genres.views.csrf_failure"
 
 DATA_DIR = Path(env_str("SWEDIFY_DATA_DIR", str(BASE_DIR / "var")))
 # The embedded defaults (SQLite file, filesystem broker) need the folder before first use.
@@ -128,6 +130,9 @@ def database_from_url(url: str) -> dict:
         # writer, IMMEDIATE transactions take the write lock up front (no upgrade deadlock),
         # and the busy timeout turns brief contention into waiting instead of errors.
         config["CONN_MAX_AGE"] = 0
+        # A file, not memory, so that a real Celery worker in a test can share the test
+        # database with the test process.
+        config["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
         config["OPTIONS"] = {
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",
@@ -201,12 +206,14 @@ BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for folder in ("queue", "processed"):
+    for folder in ("queue", "processed", "control"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Broadcast (control) messages; kombu's default is a folder in the working directory.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):

@@ -14,8 +14,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_python(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
-    clean.pop("CELERY_BROKER_URL", None)
+    # The caller's own configuration (CI's services, a deploy's SECRET_KEY) must not leak in.
+    inherited = ("DATABASE_", "REDIS_", "CELERY_", "SECRET_KEY", "DEBUG", "SWEDIFY_")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
     clean.update(env)
     return subprocess.run(
         [sys.executable, *args],
@@ -119,3 +120,14 @@ def test_the_deploy_check_reports_the_development_secret_only_without_debug(
         ["manage.py", "check", "--deploy"], DEBUG=debug, SWEDIFY_DATA_DIR=str(tmp_path)
     )
     assert ("swedify.E001" in result.stderr) is (debug == "false")
+
+
+def test_a_command_against_a_missing_database_says_so_in_one_line(tmp_path: Path) -> None:
+    result = run_python(
+        ["manage.py", "migrate"],
+        DEBUG="true",
+        SWEDIFY_DATA_DIR=str(tmp_path),
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/swedify_no_such_database",
+    )
+    assert_one_clear_line(result, "cannot use the database")
+    assert "swedify_no_such_database" in result.stderr

@@ -1,0 +1,176 @@
+"""The outside world as the pipeline and rollbacks see it, behind one small object.
+
+``Infrastructure`` gathers the slot and proxy adapters (``deployments.slots``,
+``deployments.proxy``), the HTTP probe of a slot, command execution and sleeping, so unit tests
+swap the whole thing for a fake with ``use_infrastructure`` and the real blue-green test runs
+the real one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import requests
+
+# A slot that needs longer than this to answer its detailed health is not healthy.
+SLOT_PROBE_TIMEOUT_SECONDS = 3.0
+
+
+@dataclass
+class ProbeResult:
+    url: str
+    http_status: int | None
+    body: dict[str, Any]
+    latency_ms: float
+    error: str = ""
+
+
+@dataclass
+class CommandResult:
+    returncode: int
+    output: str
+
+
+@dataclass
+class SlotInfo:
+    """What is running in a slot (mirrors ``deployments.slots.SlotProcess``)."""
+
+    port: int
+    version: str
+    pid: int | None = None
+
+
+class ProxyLike(Protocol):
+    def routed_slot(self) -> str | None: ...
+    def server_states(self) -> dict[str, str]: ...
+    def switch_to(self, slot: str) -> float: ...
+    def is_running(self) -> bool: ...
+
+
+@dataclass
+class Infrastructure:
+    """The real thing: H7's slot and proxy adapters, HTTP over loopback, subprocesses."""
+
+    # Extra environment for the slots' processes (e.g. SECRET_KEY), on top of this one's.
+    slot_env: dict[str, str] | None = None
+
+    def proxy(self, environment: Any) -> ProxyLike | None:
+        """The proxy in front of ``environment``, or None when it has none configured."""
+        if not environment.admin_socket:
+            return None
+        from deployments.proxy import Proxy
+
+        return Proxy(admin_socket=Path(environment.admin_socket))
+
+    def proxy_start(self, environment: Any, *, live_slot: str) -> ProxyLike:
+        """Starts the environment's HAProxy routing to ``live_slot`` (a running one with the
+        same ports is returned as it is)."""
+        from deployments.proxy import proxy_start
+
+        return proxy_start(
+            environment=environment.name,
+            listen_port=environment.listen_port,
+            blue_port=environment.blue_port,
+            green_port=environment.green_port,
+            live_slot=live_slot,
+        )
+
+    def release_source(self, *, git_sha: str) -> Path:
+        from deployments.slots import release_source
+
+        return release_source(git_sha=git_sha)
+
+    def slot_start(
+        self, *, environment: str, slot: str, port: int, version: str, source_dir: Path
+    ) -> SlotInfo:
+        from deployments.slots import slot_start
+
+        process = slot_start(
+            environment=environment,
+            slot=slot,
+            port=port,
+            version=version,
+            source_dir=source_dir,
+            env=self.slot_env,
+        )
+        return SlotInfo(port=process.port, version=process.version, pid=process.pid)
+
+    def slot_stop(self, *, environment: str, slot: str, drain_seconds: float = 0.0) -> None:
+        from deployments.slots import slot_stop
+
+        slot_stop(environment=environment, slot=slot, drain_seconds=drain_seconds)
+
+    def slot_status(self, *, environment: str, slot: str) -> SlotInfo | None:
+        from deployments.slots import slot_status
+
+        process = slot_status(environment=environment, slot=slot)
+        if process is None:
+            return None
+        return SlotInfo(port=process.port, version=process.version, pid=process.pid)
+
+    def slot_url(self, *, port: int) -> str:
+        return f"http://127.0.0.1:{port}"
+
+    def probe(self, url: str, *, timeout: float = SLOT_PROBE_TIMEOUT_SECONDS) -> ProbeResult:
+        started = time.perf_counter()
+        try:
+            response = requests.get(url, timeout=timeout)
+        except requests.RequestException as error:
+            latency = (time.perf_counter() - started) * 1000
+            return ProbeResult(url, None, {}, latency, error=_first_line(error))
+        latency = (time.perf_counter() - started) * 1000
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        return ProbeResult(url, response.status_code, body, latency)
+
+    def run_command(self, command: str, *, cwd: Path, timeout: float) -> CommandResult:
+        try:
+            completed = subprocess.run(  # noqa: S602 - commands are operator-configured data
+                command,
+                shell=True,
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as error:
+            output = (error.stdout or "") if isinstance(error.stdout, str) else ""
+            return CommandResult(124, f"{output}\ntimed out after {timeout:g} s")
+        return CommandResult(completed.returncode, completed.stdout + completed.stderr)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+_override: Infrastructure | Any | None = None
+
+
+def get_infrastructure() -> Infrastructure:
+    return _override if _override is not None else Infrastructure()
+
+
+@contextlib.contextmanager
+def use_infrastructure(infrastructure: Any) -> Iterator[Any]:
+    """Run the block against ``infrastructure`` (a fake in unit tests)."""
+    global _override
+    previous, _override = _override, infrastructure
+    try:
+        yield infrastructure
+    finally:
+        _override = previous

@@ -1,0 +1,347 @@
+"""What the operators' side records: environments and their slots, releases, pipeline runs and
+their stages, deployments with GitHub-style statuses, health probes, rollbacks and the audit
+trail.
+
+History (releases, statuses, health checks, rollbacks, audit events, finished runs) is
+append-only: services add rows and move state forward with compare-and-set; nothing edits the
+past, and the admin offers no add, change or delete for it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Slot(models.TextChoices):
+    BLUE = "blue"
+    GREEN = "green"
+
+
+def other_slot(slot: str) -> str:
+    return Slot.GREEN if slot == Slot.BLUE else Slot.BLUE
+
+
+class Environment(models.Model):
+    class Name(models.TextChoices):
+        STAGING = "staging"
+        PRODUCTION = "production"
+
+    name = models.CharField(max_length=16, choices=Name.choices, unique=True)
+    # The proxy's public port on loopback (0: no proxy; the live slot is reached directly).
+    listen_port = models.PositiveIntegerField(default=0)
+    admin_socket = models.CharField(max_length=500, blank=True)
+    blue_port = models.PositiveIntegerField()
+    green_port = models.PositiveIntegerField()
+    # Blank until the first release goes live.
+    live_slot = models.CharField(max_length=8, choices=Slot.choices, blank=True)
+    live_release = models.ForeignKey(
+        "Release", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # The deploy lock: taken and released only by services, with compare-and-set.
+    lock_holder = models.CharField(max_length=64, blank=True)
+    locked_at = models.DateTimeField(null=True, blank=True)
+    # A remote (DNS) cutover: both slots keep serving for at least this long afterwards.
+    dns_ttl_seconds = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def port_of(self, slot: str) -> int:
+        return self.blue_port if slot == Slot.BLUE else self.green_port
+
+    @property
+    def idle_slot(self) -> str:
+        return other_slot(self.live_slot) if self.live_slot else Slot.BLUE
+
+
+class Release(models.Model):
+    """Immutable: a new version is a new row; a rollback points at an old row."""
+
+    version = models.PositiveIntegerField(unique=True)
+    git_sha = models.CharField(max_length=40)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+    )
+    created_by_name = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    notes = models.TextField(blank=True)
+    # False when the previous release's code cannot run against this one's migrations.
+    rollback_safe = models.BooleanField(default=True)
+    rollback_unsafe_reason = models.TextField(blank=True)
+    migrations = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-version"]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.git_sha[:12]})"
+
+    @property
+    def label(self) -> str:
+        """What the slot serving this release reports as its version in /health."""
+        return f"r{self.version}"
+
+
+class PipelineRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        PAUSED = "paused"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        ABORTED = "aborted"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.PAUSED)
+
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="runs")
+    environments = models.ManyToManyField(Environment, related_name="runs")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+    )
+    triggered_by_name = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Where the runner is and what it did that later stages (and an abort) need to know:
+    # the slots it started, the slot that served before the cutover, whether traffic moved.
+    context = models.JSONField(default=dict, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"run #{self.pk} of {self.release.label}"
+
+    @property
+    def lock_name(self) -> str:
+        return f"run:{self.pk}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class FailureAction(models.TextChoices):
+    BLOCK = "block"
+    CONTINUE = "continue"
+    ABORT = "abort"
+    SKIP = "skip"
+
+
+class StageRun(models.Model):
+    class Outcome(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+
+    class Applied(models.TextChoices):
+        NONE = "", "—"
+        BLOCK = "block"
+        CONTINUE = "continue"
+        ABORT = "abort"
+        SKIP = "skip"
+        RETRY = "retry"
+        OVERRIDE = "override"
+
+    run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="stages")
+    key = models.CharField(max_length=32)
+    name = models.CharField(max_length=64)
+    position = models.PositiveSmallIntegerField()
+    # Configured (copied from the pipeline definition at run start) ...
+    failure_action = models.CharField(max_length=16, choices=FailureAction.choices)
+    enabled = models.BooleanField(default=True)
+    max_attempts = models.PositiveSmallIntegerField(default=1)
+    delay_seconds = models.FloatField(default=0)
+    timeout_seconds = models.FloatField(default=600)
+    params = models.JSONField(default=dict, blank=True)
+    # ... and what happened: the raw outcome and the action applied are separate fields.
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
+    action_applied = models.CharField(
+        max_length=16, choices=Applied.choices, default=Applied.NONE, blank=True
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    summary = models.TextField(blank=True)
+    log = models.TextField(blank=True)
+    overridden_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    override_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="stage_position_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.outcome})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class Rollback(models.Model):
+    class Trigger(models.TextChoices):
+        MANUAL = "manual"
+        AUTOMATIC = "automatic"
+
+    class Mode(models.TextChoices):
+        SWITCH_BACK = "switch_back"
+        REDEPLOY = "redeploy"
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    from_release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="+")
+    to_release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="+")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    mode = models.CharField(max_length=16, choices=Mode.choices, blank=True)
+    run = models.ForeignKey(
+        PipelineRun, null=True, blank=True, on_delete=models.PROTECT, related_name="rollbacks"
+    )
+    reason = models.TextField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    confirmed_unsafe = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"rollback #{self.pk}: {self.from_release.label} → {self.to_release.label}"
+
+
+class Deployment(models.Model):
+    """One release started in one slot of one environment (GitHub Deployments' shape)."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        IN_PROGRESS = "in_progress"
+        SUCCESS = "success"
+        FAILURE = "failure"  # the deploy failed (unhealthy, refused)
+        ERROR = "error"  # the tooling broke
+        INACTIVE = "inactive"  # superseded by a later deployment
+
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="deployments")
+    environment = models.ForeignKey(
+        Environment, on_delete=models.PROTECT, related_name="deployments"
+    )
+    slot = models.CharField(max_length=8, choices=Slot.choices)
+    run = models.ForeignKey(
+        PipelineRun, null=True, blank=True, on_delete=models.PROTECT, related_name="deployments"
+    )
+    rollback = models.ForeignKey(
+        Rollback, null=True, blank=True, on_delete=models.PROTECT, related_name="deployments"
+    )
+    # The latest status, kept beside the append-only list for cheap filtering.
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["environment", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.release.label} → {self.environment}/{self.slot}"
+
+
+class DeploymentStatus(models.Model):
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="statuses")
+    state = models.CharField(max_length=16, choices=Deployment.State.choices)
+    description = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name_plural = "deployment statuses"
+
+    def __str__(self) -> str:
+        return f"{self.deployment}: {self.state}"
+
+
+class HealthCheck(models.Model):
+    """One probe attempt of /health?detailed=true (by a pipeline stage or the periodic probe)."""
+
+    class Source(models.TextChoices):
+        PERIODIC = "periodic"
+        PIPELINE = "pipeline"
+        ROLLBACK = "rollback"
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="health_checks"
+    )
+    slot = models.CharField(max_length=8, choices=Slot.choices, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    run = models.ForeignKey(
+        PipelineRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    url = models.CharField(max_length=500)
+    ok = models.BooleanField()
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=16, blank=True)  # ok | degraded | down from the body
+    version = models.CharField(max_length=64, blank=True)
+    latency_ms = models.FloatField()
+    components = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [
+            models.Index(fields=["environment", "-at"], name="healthcheck_env_at"),
+            models.Index(fields=["environment", "ok", "-at"], name="healthcheck_env_ok_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.environment} {'ok' if self.ok else 'failing'} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class AuditEvent(models.Model):
+    """Who did what, when: written by services, never edited."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.object_repr}"

@@ -1,0 +1,741 @@
+"""The deploy pipeline: stage definitions as data and the runner that executes them.
+
+``PIPELINE`` is the seed's table (quality checks → security scan → staging deploy → staging
+health → production deploy → production health → cutover → cleanup); each stage's failure
+action, attempts, delay, timeout and parameters are copied onto its ``StageRun`` when a run is
+created, so a run keeps the definition it started with. ``SWEDIFY_PIPELINE_OVERRIDES`` (a dict
+of stage key → field values, ``params`` merged) adjusts it, e.g. tiny delays in tests.
+
+Failure actions (Spinnaker's): ``block`` pauses the run for an operator (retry, override with a
+reason, or abort); ``continue`` records a warning and goes on; ``abort`` halts the run and, if
+this run already moved traffic, switches back at once and records an automatic rollback;
+``skip`` records the stage as failed-and-skipped with a warning and goes on (stages that need
+its effect then do nothing). A stage disabled in the definition is not run at all.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import logging
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from deployments.adapters import Infrastructure, get_infrastructure
+from deployments.models import (
+    Deployment,
+    Environment,
+    FailureAction,
+    HealthCheck,
+    PipelineRun,
+    Release,
+    Rollback,
+    StageRun,
+)
+from deployments.services import (
+    LOCK_STALE_AFTER,
+    DeploymentError,
+    audit_record,
+    deployment_create,
+    deployment_set_state,
+    environment_cutover,
+    environment_lock_acquire,
+    environment_lock_release,
+    health_probe_record,
+    rollback_start,
+    slot_health_url,
+)
+
+logger = logging.getLogger(__name__)
+
+# The seed's deploy-time SLA: a slower run is flagged in the report and the admin.
+RUN_BUDGET_SECONDS = 5 * 60
+# Captured command output kept per stage (the tail, where the failure usually is).
+LOG_LIMIT = 20_000
+
+
+@dataclass(frozen=True)
+class StageDefinition:
+    key: str
+    name: str
+    kind: str  # which handler runs it: commands, deploy, health, cutover, cleanup
+    failure_action: str
+    max_attempts: int = 1
+    delay_seconds: float = 0.0
+    timeout_seconds: float = 600.0
+    enabled: bool = True
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _security_commands() -> list[str]:
+    # pip-audit needs its vulnerability service; without pip-audit, pip's own consistency
+    # check is the fallback so the stage still says something about the dependencies.
+    if importlib.util.find_spec("pip_audit") is not None:
+        return ["{python} -m pip_audit --local --progress-spinner off"]
+    return ["{python} -m pip check"]
+
+
+PIPELINE: list[StageDefinition] = [
+    StageDefinition(
+        "quality",
+        "Quality checks",
+        "commands",
+        FailureAction.BLOCK,
+        timeout_seconds=240,
+        params={
+            "commands": [
+                "{python} -m ruff check .",
+                "{python} manage.py makemigrations --check --dry-run",
+                "{python} -m pytest -q -x -m 'not integration and not browser'",
+            ]
+        },
+    ),
+    StageDefinition(
+        "security",
+        "Security scan",
+        "commands",
+        FailureAction.CONTINUE,
+        timeout_seconds=120,
+        params={"commands": _security_commands()},
+    ),
+    StageDefinition(
+        "staging_deploy",
+        "Staging deploy",
+        "deploy",
+        FailureAction.BLOCK,
+        timeout_seconds=60,
+        params={"environment": "staging"},
+    ),
+    StageDefinition(
+        "staging_health",
+        "Staging health",
+        "health",
+        FailureAction.BLOCK,
+        max_attempts=3,
+        delay_seconds=5,
+        params={"environment": "staging", "promote": True},
+    ),
+    StageDefinition(
+        "production_deploy",
+        "Production deploy",
+        "deploy",
+        FailureAction.ABORT,
+        timeout_seconds=60,
+        params={"environment": "production"},
+    ),
+    StageDefinition(
+        "production_health",
+        "Production health",
+        "health",
+        FailureAction.ABORT,
+        max_attempts=5,
+        delay_seconds=5,
+        params={"environment": "production", "promote": False},
+    ),
+    StageDefinition(
+        "cutover",
+        "Traffic cutover",
+        "cutover",
+        FailureAction.SKIP,
+        params={"environment": "production"},
+    ),
+    StageDefinition(
+        "cleanup",
+        "Cleanup",
+        "cleanup",
+        FailureAction.SKIP,
+        params={
+            "environments": ["staging", "production"],
+            "drain_seconds": 5,
+            "rollback_window_seconds": 30,
+        },
+    ),
+]
+
+
+def pipeline_definition() -> list[StageDefinition]:
+    """``PIPELINE`` with ``SWEDIFY_PIPELINE_OVERRIDES`` applied."""
+    overrides: dict[str, dict[str, Any]] = getattr(settings, "SWEDIFY_PIPELINE_OVERRIDES", {})
+    unknown = set(overrides) - {stage.key for stage in PIPELINE}
+    if unknown:
+        raise DeploymentError(f"SWEDIFY_PIPELINE_OVERRIDES names unknown stages: {unknown}")
+    result = []
+    for stage in PIPELINE:
+        values = asdict(stage)
+        for name, value in overrides.get(stage.key, {}).items():
+            if name == "params":
+                values["params"] = {**values["params"], **value}
+            elif name in values and name not in {"key", "kind"}:
+                values[name] = value
+            else:
+                raise DeploymentError(f"cannot override {name!r} of stage {stage.key}")
+        if values["failure_action"] not in FailureAction.values:
+            raise DeploymentError(f"{values['failure_action']!r} is not a failure action")
+        result.append(StageDefinition(**values))
+    return result
+
+
+# --- Creating runs and operator actions ---------------------------------------------------
+
+
+def pipeline_run_create(
+    *, release: Release, actor: Any = None, actor_name: str = ""
+) -> PipelineRun:
+    """Creates a queued run holding the deploy lock of every environment it deploys to;
+    raises ``LockHeld`` (and creates nothing) while another run or rollback holds one."""
+    definition = pipeline_definition()
+    environments = {e.name: e for e in Environment.objects.all()}
+    if Environment.Name.PRODUCTION not in environments:
+        raise DeploymentError(
+            "no production environment is configured; run manage.py environment_configure"
+        )
+    with transaction.atomic():
+        run = PipelineRun.objects.create(
+            release=release,
+            triggered_by=actor if actor is not None and getattr(actor, "pk", None) else None,
+            triggered_by_name=actor_name or (actor.get_username() if actor else "system"),
+        )
+        used = []
+        for position, stage in enumerate(definition):
+            names = _stage_environments(stage)
+            missing = [name for name in names if name not in environments]
+            enabled = stage.enabled and not (missing and stage.kind in {"deploy", "health"})
+            summary = ""
+            if stage.enabled and not enabled:
+                summary = f"not run: no {', '.join(missing)} environment is configured"
+            elif not stage.enabled:
+                summary = "not run: disabled in the pipeline definition"
+            if enabled:
+                used += [environments[n] for n in names if n in environments]
+            StageRun.objects.create(
+                run=run,
+                key=stage.key,
+                name=stage.name,
+                position=position,
+                failure_action=stage.failure_action,
+                enabled=enabled,
+                max_attempts=stage.max_attempts,
+                delay_seconds=stage.delay_seconds,
+                timeout_seconds=stage.timeout_seconds,
+                params=copy.deepcopy(stage.params),
+                summary=summary,
+            )
+        locked = sorted({e.pk: e for e in used}.values(), key=lambda e: e.name)
+        run.environments.set(locked)
+        environment_lock_acquire(environments=locked, holder=run.lock_name)
+        audit_record(
+            action="run.create",
+            obj=run,
+            actor=actor,
+            actor_name=actor_name,
+            details={"release": release.label, "environments": [e.name for e in locked]},
+        )
+    return run
+
+
+def _stage_environments(stage: StageDefinition | StageRun) -> list[str]:
+    params = stage.params
+    if "environment" in params:
+        return [params["environment"]]
+    return list(params.get("environments", []))
+
+
+def _paused_stage(run: PipelineRun) -> StageRun:
+    stage = run.stages.filter(outcome=StageRun.Outcome.FAILED, action_applied="block").last()
+    if stage is None:
+        raise DeploymentError(f"run #{run.pk} has no blocked stage")
+    return stage
+
+
+def pipeline_run_retry(*, run: PipelineRun, actor: Any = None, actor_name: str = "") -> None:
+    """Re-runs the blocked stage of a paused run (the caller queues the run again)."""
+    stage = _paused_stage(run)
+    with transaction.atomic():
+        # Race: two operators acting on the same paused run; only one moves it.
+        if not PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.PAUSED).update(
+            status=PipelineRun.Status.QUEUED
+        ):
+            raise DeploymentError(f"run #{run.pk} is not paused")
+        StageRun.objects.filter(pk=stage.pk).update(
+            outcome=StageRun.Outcome.PENDING,
+            action_applied=StageRun.Applied.RETRY,
+            attempts=0,
+        )
+        audit_record(
+            action="run.retry",
+            obj=run,
+            actor=actor,
+            actor_name=actor_name,
+            details={"stage": stage.key},
+        )
+    run.status = PipelineRun.Status.QUEUED
+
+
+def pipeline_run_override(
+    *, run: PipelineRun, reason: str, actor: Any = None, actor_name: str = ""
+) -> None:
+    """Accepts the blocked stage's failure and lets the run go on (the caller queues it)."""
+    if not reason.strip():
+        raise DeploymentError("an override needs a reason")
+    stage = _paused_stage(run)
+    with transaction.atomic():
+        # Race: two operators acting on the same paused run; only one moves it.
+        if not PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.PAUSED).update(
+            status=PipelineRun.Status.QUEUED
+        ):
+            raise DeploymentError(f"run #{run.pk} is not paused")
+        StageRun.objects.filter(pk=stage.pk).update(
+            action_applied=StageRun.Applied.OVERRIDE,
+            overridden_by=actor if actor is not None and getattr(actor, "pk", None) else None,
+            override_reason=reason,
+        )
+        audit_record(
+            action="run.override",
+            obj=run,
+            actor=actor,
+            actor_name=actor_name,
+            details={"stage": stage.key, "reason": reason},
+        )
+    run.status = PipelineRun.Status.QUEUED
+
+
+def pipeline_run_abort(
+    *,
+    run: PipelineRun,
+    reason: str,
+    actor: Any = None,
+    actor_name: str = "",
+    infrastructure: Infrastructure | None = None,
+) -> PipelineRun:
+    """Ends a queued or paused run, or a running one stuck for longer than
+    ``LOCK_STALE_AFTER`` (its worker died); switches back if it already moved traffic."""
+    if not reason.strip():
+        raise DeploymentError("aborting a run needs a reason")
+    # Race: the worker may pick the run up while the operator confirms; only one wins.
+    claimed = PipelineRun.objects.filter(
+        pk=run.pk, status__in=[PipelineRun.Status.QUEUED, PipelineRun.Status.PAUSED]
+    ).update(status=PipelineRun.Status.RUNNING)
+    if not claimed:
+        # Race: two operators aborting the same stuck run; setting finished_at claims it.
+        claimed = PipelineRun.objects.filter(
+            pk=run.pk,
+            status=PipelineRun.Status.RUNNING,
+            finished_at__isnull=True,
+            started_at__lt=timezone.now() - LOCK_STALE_AFTER,
+        ).update(finished_at=timezone.now())
+    if not claimed:
+        minutes = int(LOCK_STALE_AFTER.total_seconds() // 60)
+        raise DeploymentError(
+            f"run #{run.pk} is neither queued, paused nor running for over {minutes} minutes"
+        )
+    run.refresh_from_db()
+    audit_record(
+        action="run.abort", obj=run, actor=actor, actor_name=actor_name, details={"reason": reason}
+    )
+    _halt(
+        run,
+        status=PipelineRun.Status.ABORTED,
+        reason=f"aborted by {actor_name or getattr(actor, 'username', 'an operator')}: {reason}",
+        infrastructure=infrastructure or get_infrastructure(),
+    )
+    return run
+
+
+# --- The runner ---------------------------------------------------------------------------
+
+
+@dataclass
+class StageResult:
+    ok: bool
+    summary: str
+    log: str = ""
+    tooling_error: bool = False
+
+
+def pipeline_run_execute(
+    *, run_id: int, infrastructure: Infrastructure | None = None
+) -> PipelineRun | None:
+    """Runs a queued run's pending stages in order until it finishes, pauses or aborts.
+
+    Idempotent: a second delivery of the same task finds the run no longer queued."""
+    infrastructure = infrastructure or get_infrastructure()
+    now = timezone.now()
+    # Race: a redelivered task (acks_late) and the first one; only one claims the run.
+    claimed = PipelineRun.objects.filter(pk=run_id, status=PipelineRun.Status.QUEUED).update(
+        status=PipelineRun.Status.RUNNING, started_at=Coalesce(F("started_at"), now)
+    )
+    run = PipelineRun.objects.select_related("release").filter(pk=run_id).first()
+    if not claimed or run is None:
+        return run
+    for stage in run.stages.filter(outcome=StageRun.Outcome.PENDING).order_by("position"):
+        if not stage.enabled:
+            _stage_finish(stage, StageRun.Outcome.SKIPPED, StageRun.Applied.SKIP, stage.summary)
+            continue
+        result = _stage_execute(run, stage, infrastructure)
+        if result.ok:
+            _stage_finish(stage, StageRun.Outcome.SUCCEEDED, None, result.summary, result.log)
+            continue
+        action = stage.failure_action
+        _stage_finish(stage, StageRun.Outcome.FAILED, action, result.summary, result.log)
+        if action == FailureAction.BLOCK:
+            PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.RUNNING).update(
+                status=PipelineRun.Status.PAUSED
+            )
+            audit_record(
+                action="run.pause",
+                obj=run,
+                actor_name="pipeline",
+                details={"stage": stage.key, "summary": result.summary},
+            )
+            run.refresh_from_db()
+            return run
+        if action in {FailureAction.CONTINUE, FailureAction.SKIP}:
+            verb = "continued" if action == FailureAction.CONTINUE else "skipped"
+            _warn(run, f"{stage.name} failed ({verb}): {result.summary}")
+            continue
+        _halt(
+            run,
+            status=PipelineRun.Status.FAILED,
+            reason=f"{stage.name} failed: {result.summary}",
+            infrastructure=infrastructure,
+            # GitHub's distinction: "error" when the tooling broke, "failure" when the release did.
+            deployment_state=Deployment.State.ERROR
+            if result.tooling_error
+            else Deployment.State.FAILURE,
+        )
+        return run
+    _finish(run, PipelineRun.Status.SUCCEEDED)
+    return run
+
+
+def _stage_execute(
+    run: PipelineRun, stage: StageRun, infrastructure: Infrastructure
+) -> StageResult:
+    StageRun.objects.filter(pk=stage.pk).update(
+        outcome=StageRun.Outcome.RUNNING, started_at=timezone.now(), finished_at=None
+    )
+    handler = _HANDLERS[_kind_of(stage)]
+    logs = []
+    result = StageResult(False, "not run")
+    for attempt in range(1, stage.max_attempts + 1):
+        StageRun.objects.filter(pk=stage.pk).update(attempts=attempt)
+        stage.attempts = attempt
+        try:
+            result = handler(run, stage, infrastructure)
+        except Exception as error:
+            logger.exception("stage %s of run %s raised", stage.key, run.pk)
+            result = StageResult(
+                False, f"{type(error).__name__}: {error}"[:500], tooling_error=True
+            )
+        logs.append(
+            f"--- attempt {attempt}/{stage.max_attempts}: "
+            f"{'ok' if result.ok else 'failed'}: {result.summary}\n{result.log}".rstrip()
+        )
+        if result.ok:
+            break
+        if attempt < stage.max_attempts:
+            infrastructure.sleep(stage.delay_seconds)
+    result.log = "\n".join(logs)
+    return result
+
+
+def _kind_of(stage: StageRun) -> str:
+    for definition in PIPELINE:
+        if definition.key == stage.key:
+            return definition.kind
+    raise DeploymentError(f"unknown stage {stage.key}")
+
+
+def _stage_finish(
+    stage: StageRun, outcome: str, action: str | None, summary: str, log: str = ""
+) -> None:
+    values: dict[str, Any] = {
+        "outcome": outcome,
+        "summary": summary[:2000],
+        "finished_at": timezone.now(),
+    }
+    if stage.started_at is None and outcome == StageRun.Outcome.SKIPPED:
+        values["started_at"] = values["finished_at"]
+    if action is not None:
+        values["action_applied"] = action
+    if log:
+        previous = StageRun.objects.values_list("log", flat=True).get(pk=stage.pk)
+        values["log"] = (f"{previous}\n{log}" if previous else log)[-LOG_LIMIT:]
+    StageRun.objects.filter(pk=stage.pk).update(**values)
+
+
+def _warn(run: PipelineRun, text: str) -> None:
+    run.refresh_from_db(fields=["warnings"])
+    run.warnings = [*run.warnings, text]
+    PipelineRun.objects.filter(pk=run.pk).update(warnings=run.warnings)
+
+
+def _context_update(run: PipelineRun, **values: Any) -> None:
+    run.refresh_from_db(fields=["context"])
+    run.context = {**run.context, **values}
+    PipelineRun.objects.filter(pk=run.pk).update(context=run.context)
+
+
+def _finish(run: PipelineRun, status: str, error: str = "") -> None:
+    # Race: an operator abort and the runner's own end; the first terminal status stays.
+    PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.RUNNING).update(
+        status=status, finished_at=timezone.now(), error=error[:2000]
+    )
+    environment_lock_release(environments=list(run.environments.all()), holder=run.lock_name)
+    audit_record(
+        action=f"run.{status}",
+        obj=run,
+        actor_name="pipeline",
+        details={"error": error} if error else {},
+    )
+    run.refresh_from_db()
+
+
+def _halt(
+    run: PipelineRun,
+    *,
+    status: str,
+    reason: str,
+    infrastructure: Infrastructure,
+    deployment_state: str = Deployment.State.FAILURE,
+) -> None:
+    """Stops a run: the rest is not run, unfinished deployments fail, and traffic this run
+    moved goes back to where it was (an automatic rollback) before the lock is freed."""
+    StageRun.objects.filter(run=run, outcome=StageRun.Outcome.PENDING).update(
+        outcome=StageRun.Outcome.SKIPPED, summary="not run: the run stopped"
+    )
+    # Only a run whose worker died has a stage still marked running.
+    StageRun.objects.filter(run=run, outcome=StageRun.Outcome.RUNNING).update(
+        outcome=StageRun.Outcome.FAILED,
+        action_applied=StageRun.Applied.ABORT,
+        summary="interrupted: its worker stopped",
+        finished_at=timezone.now(),
+    )
+    for deployment in Deployment.objects.filter(
+        run=run, state__in=[Deployment.State.QUEUED, Deployment.State.IN_PROGRESS]
+    ):
+        deployment_set_state(
+            deployment=deployment, state=deployment_state, description=reason[:500]
+        )
+    run.refresh_from_db(fields=["context"])
+    cutover = run.context.get("cutover")
+    if cutover:
+        environment = Environment.objects.get(name=cutover["environment"])
+        if environment.live_release_id == run.release_id and cutover.get("previous_release"):
+            try:
+                rollback = rollback_start(
+                    environment=environment,
+                    reason=reason,
+                    actor_name="pipeline",
+                    to_release=Release.objects.get(pk=cutover["previous_release"]),
+                    # The failing release is already live; going back is the lesser risk.
+                    confirm_unsafe=True,
+                    trigger=Rollback.Trigger.AUTOMATIC,
+                    run=run,
+                    lock_holder=run.lock_name,
+                    infrastructure=infrastructure,
+                )
+                _warn(
+                    run,
+                    f"switched back automatically: rollback #{rollback.pk} "
+                    f"{rollback.status} ({rollback.mode})",
+                )
+            except DeploymentError as error:
+                _warn(run, f"automatic switch-back refused: {error}")
+    _finish(run, status, reason)
+
+
+# --- Stage handlers -----------------------------------------------------------------------
+
+
+def _commands(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure) -> StageResult:
+    params = stage.params
+    commands = [c.replace("{python}", sys.executable) for c in params.get("commands", [])]
+    if not commands:
+        return StageResult(True, "no commands configured")
+    if params.get("cwd", "release") == "project":
+        cwd = Path(settings.BASE_DIR)
+    else:
+        cwd = infrastructure.release_source(git_sha=run.release.git_sha)
+    logs = []
+    for command in commands:
+        result = infrastructure.run_command(command, cwd=cwd, timeout=stage.timeout_seconds)
+        logs.append(f"$ {command}\n{result.output[-LOG_LIMIT:]}".rstrip())
+        if result.returncode != 0:
+            return StageResult(
+                False, f"`{command}` exited with {result.returncode}", "\n".join(logs)
+            )
+    return StageResult(True, f"{len(commands)} command(s) passed", "\n".join(logs))
+
+
+def _deploy(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure) -> StageResult:
+    environment = Environment.objects.get(name=stage.params["environment"])
+    release = run.release
+    slot = environment.idle_slot
+    proxy = infrastructure.proxy(environment)
+    if proxy is not None and proxy.is_running() and proxy.routed_slot() == slot:
+        # The database and the proxy disagree: never start over the slot that serves.
+        return StageResult(
+            False, f"HAProxy routes {slot}, which the database believes idle; not touching it"
+        )
+    for earlier in Deployment.objects.filter(
+        run=run, environment=environment, state=Deployment.State.IN_PROGRESS
+    ):
+        deployment_set_state(
+            deployment=earlier, state=Deployment.State.ERROR, description="replaced by a retry"
+        )
+    deployment = deployment_create(
+        release=release,
+        environment=environment,
+        slot=slot,
+        run=run,
+        description=f"run #{run.pk}",
+    )
+    deployment_set_state(deployment=deployment, state=Deployment.State.IN_PROGRESS)
+    _context_update(
+        run,
+        **{
+            environment.name: {
+                "slot": slot,
+                "deployment": deployment.pk,
+                "previous_slot": environment.live_slot,
+                "previous_release": environment.live_release_id,
+            }
+        },
+    )
+    source_dir = infrastructure.release_source(git_sha=release.git_sha)
+    if infrastructure.slot_status(environment=environment.name, slot=slot) is not None:
+        infrastructure.slot_stop(environment=environment.name, slot=slot)
+    started = infrastructure.slot_start(
+        environment=environment.name,
+        slot=slot,
+        port=environment.port_of(slot),
+        version=release.label,
+        source_dir=source_dir,
+    )
+    return StageResult(
+        True, f"{release.label} started in {environment.name}/{slot} (port {started.port})"
+    )
+
+
+def _health(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure) -> StageResult:
+    environment = Environment.objects.get(name=stage.params["environment"])
+    run.refresh_from_db(fields=["context"])
+    placed = run.context.get(environment.name)
+    if not placed:
+        return StageResult(False, f"nothing was deployed to {environment.name} in this run")
+    check = health_probe_record(
+        environment=environment,
+        slot=placed["slot"],
+        source=HealthCheck.Source.PIPELINE,
+        run=run,
+        url=slot_health_url(
+            environment=environment, slot=placed["slot"], infrastructure=infrastructure
+        ),
+        expected_version=run.release.label,
+        infrastructure=infrastructure,
+    )
+    if not check.ok:
+        # The deployment stays in progress: an operator may still retry this gate; an abort
+        # marks it failed.
+        return StageResult(False, f"unhealthy: {check.error}")
+    summary = f"{check.status} in {check.latency_ms:.0f} ms"
+    if stage.params.get("promote"):
+        seconds = environment_cutover(
+            environment=environment,
+            deployment=Deployment.objects.get(pk=placed["deployment"]),
+            reason=f"run #{run.pk} staging promotion",
+            actor_name="pipeline",
+            infrastructure=infrastructure,
+        )
+        summary += f"; now serving {environment.name} (switch {seconds:.3f} s)"
+    return StageResult(True, summary)
+
+
+def _cutover(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure) -> StageResult:
+    environment = Environment.objects.get(name=stage.params["environment"])
+    run.refresh_from_db(fields=["context"])
+    placed = run.context.get(environment.name)
+    if not placed:
+        return StageResult(False, f"nothing was deployed to {environment.name} in this run")
+    deployment = Deployment.objects.get(pk=placed["deployment"])
+    if deployment.state != Deployment.State.IN_PROGRESS:
+        return StageResult(False, f"the {environment.name} deployment is {deployment.state}")
+    seconds = environment_cutover(
+        environment=environment,
+        deployment=deployment,
+        reason=f"run #{run.pk} cutover",
+        actor_name="pipeline",
+        infrastructure=infrastructure,
+    )
+    _context_update(
+        run,
+        cutover={
+            "environment": environment.name,
+            "at": timezone.now().isoformat(),
+            "seconds": seconds,
+            "slot": deployment.slot,
+            "previous_slot": placed.get("previous_slot") or "",
+            "previous_release": placed.get("previous_release"),
+        },
+    )
+    return StageResult(True, f"traffic on {deployment.slot} ({seconds:.3f} s)")
+
+
+def _cleanup(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure) -> StageResult:
+    """Stops each environment's previous slot once it has drained and the rollback window
+    (and, for a remote cutover, the DNS TTL) has passed; never the slot that serves."""
+    run.refresh_from_db(fields=["context"])
+    params = stage.params
+    drain = float(params.get("drain_seconds", 0))
+    window = float(params.get("rollback_window_seconds", 0))
+    notes = []
+    cutover = run.context.get("cutover") or {}
+    for name in params.get("environments", []):
+        placed = run.context.get(name)
+        environment = Environment.objects.filter(name=name).first()
+        if not placed or environment is None:
+            continue
+        old_slot = placed.get("previous_slot")
+        if not old_slot:
+            notes.append(f"{name}: no previous slot")
+            continue
+        if environment.live_slot == old_slot or environment.live_release_id != run.release_id:
+            notes.append(f"{name}: {old_slot} serves again (rolled back?); left running")
+            continue
+        ttl = float(environment.dns_ttl_seconds)
+        if cutover.get("environment") == name:
+            # The rollback window applies where traffic was cut over, counted from then.
+            elapsed = (timezone.now() - datetime.fromisoformat(cutover["at"])).total_seconds()
+            wait = max(0.0, max(drain, window, ttl) - elapsed)
+        else:
+            wait = max(drain, ttl)
+        infrastructure.sleep(wait)
+        environment.refresh_from_db()
+        if environment.live_slot == old_slot:
+            notes.append(f"{name}: {old_slot} serves again (rolled back); left running")
+            continue
+        proxy = infrastructure.proxy(environment)
+        if proxy is not None and proxy.is_running() and proxy.routed_slot() == old_slot:
+            return StageResult(False, f"HAProxy still routes {name}/{old_slot}; not stopped")
+        infrastructure.slot_stop(environment=name, slot=old_slot)
+        notes.append(f"{name}: stopped {old_slot} after {wait:.1f} s")
+    return StageResult(True, "; ".join(notes) or "nothing to stop")
+
+
+_HANDLERS = {
+    "commands": _commands,
+    "deploy": _deploy,
+    "health": _health,
+    "cutover": _cutover,
+    "cleanup": _cleanup,
+}

@@ -1,0 +1,46 @@
+"""Background work of the deployments app: pipeline runs and the periodic health probe."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from deployments.adapters import get_infrastructure
+from deployments.models import Environment, HealthCheck
+from deployments.services import health_probe_record
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="deployments.tasks.pipeline_run_task", acks_late=True)
+def pipeline_run_task(run_id: int) -> str:
+    """Runs a queued pipeline run; a redelivery finds it claimed and does nothing."""
+    from deployments.pipeline import pipeline_run_execute
+
+    run = pipeline_run_execute(run_id=run_id)
+    return run.status if run is not None else "missing"
+
+
+@shared_task(name="deployments.tasks.environments_probe", acks_late=True)
+def environments_probe() -> int:
+    """Records one detailed-health probe per environment that serves something, through its
+    proxy when it has one (what users reach), else its live slot. Returns rows written."""
+    infrastructure = get_infrastructure()
+    written = 0
+    for environment in Environment.objects.exclude(live_slot=""):
+        if environment.listen_port:
+            base = infrastructure.slot_url(port=environment.listen_port)
+            slot = ""
+        else:
+            base = infrastructure.slot_url(port=environment.port_of(environment.live_slot))
+            slot = environment.live_slot
+        health_probe_record(
+            environment=environment,
+            slot=slot,
+            source=HealthCheck.Source.PERIODIC,
+            url=f"{base}/health?detailed=true",
+            infrastructure=infrastructure,
+        )
+        written += 1
+    return written

@@ -1,0 +1,717 @@
+"""Playlist jobs: one listener's request to turn genres of a scan into Spotify playlists.
+
+``playlist_job_start`` validates the request and records a queued job; a Celery task runs
+``playlist_job_run``, which claims the job with compare-and-set and works through the genres in
+order, persisting each genre's result as soon as it changes.
+
+Invariants the runner keeps (Spotify's POSTs are not idempotent and a 5xx on a write may have
+been applied, so these are what "never twice" rests on):
+
+- Swedify makes at most one playlist per listener and genre (``GenrePlaylist``). Before the
+  create request is sent the row is written with ``pending_since``; a row found later with
+  ``pending_since`` and no ``playlist_id`` is *reconciled*: the listener's own playlists are
+  searched for the intended name (excluding same-name playlists seen before the create) and a
+  match is adopted instead of creating again.
+- Tracks are only ever added after reading what the playlist holds, and after an ambiguous add
+  the playlist is read again: a track is never added twice.
+- Only one playlist job per listener runs at a time, so two jobs never fill one playlist at
+  once (a second job waits, ``queued``, until the first finishes or its worker is presumed
+  dead).
+
+"Unclassified" is a valid genre target when the scan found tracks without a genre (and no real
+genre of that name exists): it makes a playlist of those tracks.
+
+A quota or long rate-limit pause from Spotify stops the job: the genre in progress and the ones
+not reached are ``failed`` with the time to retry (``error.retryAt`` on the job). Re-sending the
+same request later resumes exactly where it stopped, because a run only adds what is missing.
+
+Results: ``tracksTotal`` is the genre's track count in the scan (what the playlist should hold),
+``tracksAdded`` what this job really added. Entries also carry bookkeeping for a resumed run
+(keys starting with ``_``), which ``playlist_job_json`` leaves out.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from genres import spotify
+from genres.heartbeat import Heartbeat
+from genres.models import GenrePlaylist, PlaylistJob, ScanResult, SpotifyAccount
+from genres.selectors import iso, latest_result
+
+logger = logging.getLogger(__name__)
+
+MAX_GENRES = 50
+# Spotify refuses playlist names longer than 100 characters.
+MAX_NAME_LENGTH = 100
+# A pattern must leave each {genre} this many characters; longer genres are shortened.
+MIN_GENRE_ROOM = 20
+MAX_DESCRIPTION_LENGTH = 300
+MAX_PATTERN_LENGTH = 200
+DEFAULT_NAME_PATTERN = "{genre} (from Likes)"
+GENRE_PLACEHOLDER = "{genre}"
+UNCLASSIFIED = "Unclassified"
+# POST /playlists/{id}/items takes at most 100 URIs.
+ADD_BATCH_SIZE = 100
+# A running job whose heartbeat is older than this is presumed dead: a retried task may take
+# it over, and another job of the same listener may start.
+HEARTBEAT_STALE_AFTER = timedelta(minutes=2)
+# A thread beats this often while the job runs: one Spotify call can block for minutes (the
+# shared limiter, short 429s waited out), and a live worker must never look dead.
+HEARTBEAT_EVERY = timedelta(seconds=30)
+# A queued job nobody claimed for this long lost its task message; recovery re-queues it.
+QUEUED_STALE_AFTER = timedelta(minutes=2)
+# How long a job waiting for another job of the same listener waits before trying again.
+BUSY_RETRY_SECONDS = 15
+# Ambiguous adds on one genre before it is given up (the next run reconciles).
+MAX_AMBIGUOUS_WRITES = 3
+# How many of the listener's recent jobs are searched for what a crashed create had seen.
+RECONCILE_JOB_LOOKBACK = 20
+
+# What playlist_job_run did.
+RUN_FINISHED = "finished"
+RUN_BUSY = "busy"  # another job of the listener is running: try again later
+RUN_NOT_CLAIMED = "not_claimed"  # finished, unknown, or held by a live worker
+
+PUBLIC_RESULT_KEYS = (
+    "genre",
+    "status",
+    "playlistId",
+    "url",
+    "tracksAdded",
+    "tracksTotal",
+    "error",
+    "reason",
+)
+
+
+class PlaylistInputError(ValueError):
+    """A playlist request that cannot be run; ``message`` says what is wrong (HTTP 400)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --- Starting a job -------------------------------------------------------------------------
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(ch) in {"Cc", "Zl", "Zp"} for ch in text)
+
+
+def _quoted(names: Iterable[str], limit: int = 10) -> str:
+    names = list(names)
+    shown = ", ".join(repr(name) for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _genre_room(pattern: str) -> int:
+    """How many characters each {genre} may take for the name to fit Spotify's limit."""
+    fixed = len(pattern.strip()) - len(GENRE_PLACEHOLDER) * pattern.count(GENRE_PLACEHOLDER)
+    return (MAX_NAME_LENGTH - fixed) // max(1, pattern.count(GENRE_PLACEHOLDER))
+
+
+def playlist_name(pattern: str, genre: str) -> str:
+    """The playlist name for a genre: ``pattern`` with every {genre} replaced, at most
+    MAX_NAME_LENGTH characters (a genre too long to fit is shortened with an ellipsis, so the
+    same request always gives the same name)."""
+    room = _genre_room(pattern)
+    if len(genre) > room:
+        genre = genre[: max(1, room - 1)].rstrip() + "\u2026"
+    # str.replace, not str.format: genre names and patterns may hold any braces.
+    return pattern.strip().replace(GENRE_PLACEHOLDER, genre)
+
+
+def genre_track_ids(payload: dict[str, Any]) -> dict[str, list[str]]:
+    """Genre name -> track ids of a scan result payload, with "Unclassified" when it has
+    tracks (a real genre of that name wins)."""
+    tracks: dict[str, list[str]] = {}
+    unclassified = payload.get("unclassified") or {}
+    if unclassified.get("trackIds"):
+        tracks[UNCLASSIFIED] = list(unclassified["trackIds"])
+    for entry in payload.get("genres") or []:
+        tracks[entry["name"]] = list(entry.get("trackIds") or [])
+    return tracks
+
+
+def playlist_job_start(
+    *,
+    user: Any,
+    genres: Any,
+    name_pattern: Any = DEFAULT_NAME_PATTERN,
+    description: Any = "",
+    skip_duplicates: Any = True,
+) -> PlaylistJob:
+    """Validate a playlist request against the listener's latest scan and queue a job.
+
+    Raises PlaylistInputError for anything the client must change. The job is handed to a
+    worker once the surrounding transaction commits.
+    """
+    if name_pattern is None:
+        name_pattern = DEFAULT_NAME_PATTERN
+    if description is None:
+        description = ""
+    if skip_duplicates is None:
+        skip_duplicates = True
+    if not isinstance(genres, list) or not all(isinstance(g, str) for g in genres):
+        raise PlaylistInputError("genres must be a list of genre names")
+    genres = list(dict.fromkeys(genres))  # the same genre twice is one playlist
+    if not genres:
+        raise PlaylistInputError("genres must name at least one genre")
+    if len(genres) > MAX_GENRES:
+        raise PlaylistInputError(f"at most {MAX_GENRES} genres per request, not {len(genres)}")
+    if not isinstance(name_pattern, str):
+        raise PlaylistInputError("namePattern must be a string")
+    if GENRE_PLACEHOLDER not in name_pattern:
+        raise PlaylistInputError("namePattern must contain {genre}")
+    if len(name_pattern) > MAX_PATTERN_LENGTH:
+        raise PlaylistInputError(f"namePattern must be at most {MAX_PATTERN_LENGTH} characters")
+    if _has_control_characters(name_pattern):
+        raise PlaylistInputError("namePattern must not contain control characters")
+    if _genre_room(name_pattern) < MIN_GENRE_ROOM:
+        raise PlaylistInputError(
+            f"namePattern leaves too little room for the genre within Spotify's limit of "
+            f"{MAX_NAME_LENGTH} characters for a playlist name"
+        )
+    if not isinstance(description, str):
+        raise PlaylistInputError("description must be a string")
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        raise PlaylistInputError(f"description must be at most {MAX_DESCRIPTION_LENGTH} characters")
+    if _has_control_characters(description):
+        raise PlaylistInputError("description must not contain control characters")
+    if not isinstance(skip_duplicates, bool):
+        raise PlaylistInputError("skipDuplicates must be true or false")
+
+    result = latest_result(user=user, with_payload=True)
+    if result is None:
+        raise PlaylistInputError("No scan yet: scan your library before creating playlists")
+    known = genre_track_ids(result.payload)
+    unknown = [genre for genre in genres if genre not in known]
+    if unknown:
+        raise PlaylistInputError(f"unknown genres (not in your latest scan): {_quoted(unknown)}")
+    names = {genre: playlist_name(name_pattern, genre) for genre in genres}
+    blank = [genre for genre, name in names.items() if not name.strip()]
+    if blank:
+        raise PlaylistInputError(f"the playlist name would be blank for {_quoted(blank)}")
+    unprintable = [genre for genre, name in names.items() if _has_control_characters(name)]
+    if unprintable:
+        raise PlaylistInputError(
+            f"the playlist name would contain control characters for {_quoted(unprintable)}"
+        )
+
+    job = PlaylistJob.objects.create(
+        user=user,
+        genres=genres,
+        name_pattern=name_pattern,
+        description=description,
+        skip_duplicates=skip_duplicates,
+        scan=result.scan,
+    )
+    transaction.on_commit(lambda: _enqueue(job.pk))
+    return job
+
+
+def _enqueue(job_id: uuid.UUID) -> None:
+    from genres.tasks import playlist_job_run_task
+
+    try:
+        playlist_job_run_task.delay(str(job_id))
+    except Exception:  # the job row stays queued; recovery re-queues it
+        logger.exception("could not queue playlist job %s", job_id)
+
+
+# --- JSON -----------------------------------------------------------------------------------
+
+
+def playlist_job_json(job: PlaylistJob) -> dict[str, Any]:
+    """The contract's playlist job object (plus additive fields: genres, error, times)."""
+    results = []
+    for entry in job.results:
+        public = {key: entry.get(key) for key in PUBLIC_RESULT_KEYS if key != "reason"}
+        if entry.get("reason"):
+            public["reason"] = entry["reason"]
+        results.append(public)
+    return {
+        "id": str(job.pk),
+        "status": job.status,
+        "genres": list(job.genres),
+        "results": results,
+        "error": job.error,
+        "createdAt": iso(job.created_at),
+        "startedAt": iso(job.started_at),
+        "finishedAt": iso(job.finished_at),
+    }
+
+
+# --- Running a job --------------------------------------------------------------------------
+
+
+def default_client_factory(
+    user: Any, *, on_call: Callable[[Any], None] | None = None
+) -> spotify.SpotifyClient:
+    """A client acting as the listener through the shared rate limiter, with the listener's
+    database-backed tokens (genres.auth.token_provider_for)."""
+    from genres.auth import token_provider_for
+    from genres.services import spotify_client_for
+
+    account = SpotifyAccount.objects.get(user_id=user.pk)
+    return spotify_client_for(account=account, on_call=on_call, tokens=token_provider_for(user))
+
+
+def playlist_jobs_due_for_recovery(*, now: datetime | None = None) -> list[str]:
+    """Playlist jobs a worker should (re)run: running with a dead worker, or queued so long
+    that their task message was lost (or they waited for another job of the listener)."""
+    now = now or timezone.now()
+    due = PlaylistJob.objects.filter(
+        Q(status=PlaylistJob.Status.RUNNING, heartbeat_at__lt=now - HEARTBEAT_STALE_AFTER)
+        | Q(status=PlaylistJob.Status.RUNNING, heartbeat_at__isnull=True)
+        | Q(status=PlaylistJob.Status.QUEUED, created_at__lt=now - QUEUED_STALE_AFTER)
+    )
+    return [str(pk) for pk in due.values_list("pk", flat=True)]
+
+
+def _claim(job_id: Any, token: str) -> str:
+    """Take the job for this worker, or say why not."""
+    try:
+        job_id = uuid.UUID(str(job_id))
+    except ValueError:
+        return RUN_NOT_CLAIMED
+    user_id = PlaylistJob.objects.filter(pk=job_id).values_list("user_id", flat=True).first()
+    if user_id is None:
+        return RUN_NOT_CLAIMED
+    now = timezone.now()
+    stale = now - HEARTBEAT_STALE_AFTER
+    dead = Q(status=PlaylistJob.Status.RUNNING) & (
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
+    )
+    with transaction.atomic():
+        # Race: two jobs of one listener claimed at once would fill the same playlists; the
+        # listener's row lock (SQLite: the write lock) makes check-and-claim one step.
+        get_user_model().objects.select_for_update().filter(pk=user_id).first()
+        other_running = (
+            PlaylistJob.objects.filter(user_id=user_id, status=PlaylistJob.Status.RUNNING)
+            .exclude(pk=job_id)
+            .filter(heartbeat_at__gte=stale)
+            .exists()
+        )
+        if other_running:
+            claimable = PlaylistJob.objects.filter(pk=job_id).filter(
+                Q(status=PlaylistJob.Status.QUEUED) | dead
+            )
+            return RUN_BUSY if claimable.exists() else RUN_NOT_CLAIMED
+        # Race: a redelivered task and a recovery re-queue may both try; one row changes.
+        claimed = (
+            PlaylistJob.objects.filter(pk=job_id)
+            .filter(Q(status=PlaylistJob.Status.QUEUED) | dead)
+            .update(
+                status=PlaylistJob.Status.RUNNING,
+                claimed_by=token,
+                heartbeat_at=now,
+                started_at=Coalesce(F("started_at"), now),
+                attempts=F("attempts") + 1,
+            )
+        )
+    return RUN_FINISHED if claimed else RUN_NOT_CLAIMED
+
+
+def playlist_job_run(
+    *,
+    job_id: Any,
+    client_factory: Callable[[Any], Any] | None = None,
+    worker: str = "",
+) -> str:
+    """Run (or resume) a playlist job. Returns RUN_FINISHED, RUN_BUSY or RUN_NOT_CLAIMED.
+
+    Safe to call any number of times, concurrently too: only one caller claims the job, and a
+    job whose worker died (heartbeat stale) is resumed without duplicate playlists or tracks.
+    """
+    from genres.services import SpotifyCallRecorder, default_worker_id
+
+    token = worker or default_worker_id()
+    outcome = _claim(job_id, token)
+    if outcome != RUN_FINISHED:
+        return outcome
+    job = PlaylistJob.objects.select_related("user", "scan").get(pk=uuid.UUID(str(job_id)))
+    recorder = None
+    if client_factory is None:
+        # Calls are counted for the operators' rate-limit page, like a scan's.
+        recorder = SpotifyCallRecorder()
+        record = recorder.record
+
+        def client_factory(user: Any) -> spotify.SpotifyClient:
+            return default_client_factory(user, on_call=record)
+
+    try:
+        # Race: beats only while the claim is ours; a lost claim shows at the next persist.
+        claimed = PlaylistJob.objects.filter(
+            pk=job.pk, claimed_by=token, status=PlaylistJob.Status.RUNNING
+        )
+        with Heartbeat(claimed=claimed, every=HEARTBEAT_EVERY, label=f"playlist job {job.pk}"):
+            _JobRun(job, token, client_factory).execute()
+    except _LostClaim:
+        logger.warning("playlist job %s was taken over by another worker", job_id)
+    finally:
+        if recorder is not None:
+            recorder.flush()
+    return RUN_FINISHED
+
+
+class _LostClaim(Exception):
+    """Another worker took the job over (ours looked dead): stop touching it."""
+
+
+@dataclass(frozen=True)
+class _Stop:
+    """Why the whole job stops (quota, sign-in): every genre not done fails with this."""
+
+    message: str
+    error: dict[str, Any]
+
+
+class _GenreFailed(Exception):
+    """This genre cannot go on now (the message says why); the job goes on with the next."""
+
+
+def _normalised(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def _url(playlist: dict[str, Any]) -> str:
+    url = (playlist.get("external_urls") or {}).get("spotify")
+    return url or f"https://open.spotify.com/playlist/{playlist['id']}"
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip()
+    return text or error.__class__.__name__
+
+
+class _JobRun:
+    def __init__(self, job: PlaylistJob, token: str, client_factory: Callable[[Any], Any]):
+        self.job = job
+        self.token = token
+        self.client_factory = client_factory
+        self.client: Any = None
+        self.owner_id = ""
+        self.entries: dict[str, dict[str, Any]] = {
+            entry["genre"]: dict(entry) for entry in job.results
+        }
+        self._playlists: list[dict[str, Any]] | None = None
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def persist(self) -> None:
+        """Write the results (in request order) and a heartbeat; stop if the job is not ours."""
+        self.job.results = [self.entries[g] for g in self.job.genres if g in self.entries]
+        now = timezone.now()
+        # Race: a worker that looked dead may still be running; only the holder writes.
+        changed = PlaylistJob.objects.filter(
+            pk=self.job.pk, claimed_by=self.token, status=PlaylistJob.Status.RUNNING
+        ).update(results=self.job.results, heartbeat_at=now)
+        if not changed:
+            raise _LostClaim()
+
+    def finish(self, error: dict[str, Any] | None = None) -> None:
+        self.job.results = [self.entries[g] for g in self.job.genres if g in self.entries]
+        statuses = [entry["status"] for entry in self.job.results]
+        if statuses and all(status == "failed" for status in statuses):
+            final = PlaylistJob.Status.FAILED
+        elif "failed" in statuses:
+            final = PlaylistJob.Status.PARTIAL
+        else:
+            final = PlaylistJob.Status.SUCCEEDED
+        # Race: as in persist(), only the worker holding the claim may finish the job.
+        changed = PlaylistJob.objects.filter(
+            pk=self.job.pk, claimed_by=self.token, status=PlaylistJob.Status.RUNNING
+        ).update(
+            results=self.job.results,
+            status=final,
+            error=error,
+            finished_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+        )
+        if not changed:
+            raise _LostClaim()
+
+    def entry(self, genre: str, total: int) -> dict[str, Any]:
+        entry = self.entries.get(genre)
+        if entry is None:
+            entry = {
+                "genre": genre,
+                "status": "updated",
+                "playlistId": None,
+                "url": None,
+                "tracksAdded": 0,
+                "tracksTotal": total,
+                "error": None,
+                "_done": False,
+            }
+            self.entries[genre] = entry
+        entry["tracksTotal"] = total
+        return entry
+
+    def fail(self, genre: str, total: int, message: str) -> None:
+        entry = self.entry(genre, total)
+        entry.update(status="failed", error=message, _done=True)
+        entry.pop("reason", None)
+        self.persist()
+
+    # -- the job -------------------------------------------------------------------------
+
+    def execute(self) -> None:
+        result = ScanResult.objects.filter(scan_id=self.job.scan_id).first()
+        if self.job.scan_id is None or result is None:
+            for genre in self.job.genres:
+                if not self.entries.get(genre, {}).get("_done"):
+                    self.fail(genre, 0, "the scan this job was based on no longer exists")
+            self.finish({"error": "The scan this job was based on no longer exists"})
+            return
+        tracks = genre_track_ids(result.payload)
+        stop: _Stop | None = None
+        try:
+            self.owner_id = SpotifyAccount.objects.get(user=self.job.user).spotify_id
+            self.client = self.client_factory(self.job.user)
+        except SpotifyAccount.DoesNotExist:
+            stop = _Stop(
+                "no Spotify account is linked: sign in again",
+                {"error": "No Spotify account is linked"},
+            )
+        except Exception as error:
+            # Failing the job beats crashing: a crash would be retried by recovery forever.
+            logger.exception("playlist job %s could not prepare its Spotify client", self.job.pk)
+            stop = _Stop(
+                f"could not connect to Spotify: {_describe(error)}",
+                {"error": "Could not connect to Spotify", "details": _describe(error)},
+            )
+        for genre in self.job.genres:
+            targets = list(dict.fromkeys(tracks.get(genre, [])))
+            if self.entries.get(genre, {}).get("_done"):
+                continue
+            if stop is not None:
+                self.fail(genre, len(targets), f"not attempted: {stop.message}")
+                continue
+            try:
+                self.run_genre(genre, targets)
+            except _GenreFailed as error:
+                self.fail(genre, len(targets), str(error))
+            except _LostClaim:
+                raise
+            except spotify.SpotifyRateLimited as error:
+                stop = self.quota_stop(error)
+                self.fail(genre, len(targets), stop.message)
+            except (spotify.InvalidGrant, spotify.SpotifyAuthError) as error:
+                stop = _Stop(
+                    "Spotify sign-in has expired: sign in again",
+                    {"error": "Spotify sign-in has expired", "details": _describe(error)},
+                )
+                self.fail(genre, len(targets), stop.message)
+            except spotify.SpotifyError as error:
+                # Unavailable (after retries), Forbidden, NotFound, an unresolved ambiguous
+                # write: this genre fails with its real counts, the next one is tried.
+                self.fail(genre, len(targets), f"Spotify failed: {_describe(error)}")
+            except Exception as error:
+                logger.exception("playlist job %s failed on genre %r", self.job.pk, genre)
+                self.fail(genre, len(targets), f"unexpected error: {_describe(error)}")
+        self.finish(stop.error if stop else None)
+
+    def quota_stop(self, error: Any) -> _Stop:
+        retry_after = int(getattr(error, "retry_after", 0) or 0)
+        retry_at = timezone.now() + timedelta(seconds=retry_after)
+        when = retry_at.strftime("%Y-%m-%d %H:%M UTC")
+        kind = "quota" if getattr(error, "quota", False) else "rate limit"
+        return _Stop(
+            f"paused by Spotify's {kind}, retry after {when}",
+            {
+                "error": f"Paused by Spotify's {kind}",
+                "details": _describe(error),
+                "retryAt": iso(retry_at),
+            },
+        )
+
+    def run_genre(self, genre: str, targets: list[str]) -> None:
+        entry = self.entry(genre, len(targets))
+        name = playlist_name(self.job.name_pattern, genre)
+        row = GenrePlaylist.objects.filter(user=self.job.user, genre=genre).first()
+        if row is not None and row.playlist_id:
+            status = "created" if entry["status"] == "created" else "updated"
+            self.fill(entry, row.playlist_id, row.url, targets, status)
+            return
+        if row is not None:
+            # A create may have been sent before a crash or an ambiguous answer.
+            found = self.reconcile(row, entry)
+            if found is not None:
+                self.adopt(row, found)
+                self.fill(entry, row.playlist_id, row.url, targets, "created")
+                return
+        else:
+            others = self.own_named(name)
+            if others and self.job.skip_duplicates:
+                other = others[0]
+                entry.update(
+                    status="skipped",
+                    playlistId=other["id"],
+                    url=_url(other),
+                    tracksAdded=0,
+                    error=None,
+                    reason=f'a playlist named "{name}" already exists',
+                    _done=True,
+                )
+                self.persist()
+                return
+        row = self.create(row, genre, name, entry)
+        self.fill(entry, row.playlist_id, row.url, targets, "created")
+
+    # -- playlists -----------------------------------------------------------------------
+
+    def playlists(self, fresh: bool = False) -> list[dict[str, Any]]:
+        if self._playlists is None or fresh:
+            self._playlists = list(self.client.my_playlists())
+        return self._playlists
+
+    def own_named(self, name: str, fresh: bool = False) -> list[dict[str, Any]]:
+        key = _normalised(name)
+        return [
+            p
+            for p in self.playlists(fresh)
+            if p
+            and (p.get("owner") or {}).get("id") == self.owner_id
+            and _normalised(p.get("name") or "") == key
+        ]
+
+    def preexisting(self, genre: str, entry: dict[str, Any]) -> set[str]:
+        """Ids of same-name playlists seen before the last create for this genre."""
+        if "_preexisting" in entry:
+            return set(entry["_preexisting"])
+        recent = PlaylistJob.objects.filter(user=self.job.user).exclude(pk=self.job.pk)
+        for job in recent.order_by("-created_at")[:RECONCILE_JOB_LOOKBACK]:
+            for old in job.results or []:
+                if old.get("genre") == genre and "_preexisting" in old:
+                    return set(old["_preexisting"])
+        return set()
+
+    def reconcile(self, row: GenrePlaylist, entry: dict[str, Any]) -> dict[str, Any] | None:
+        """The playlist a pending create made, if Spotify has it."""
+        excluded = self.preexisting(row.genre, entry)
+        excluded |= set(
+            GenrePlaylist.objects.filter(user=self.job.user)
+            .exclude(pk=row.pk)
+            .exclude(playlist_id="")
+            .values_list("playlist_id", flat=True)
+        )
+        for playlist in self.own_named(row.name, fresh=True):
+            if playlist["id"] not in excluded:
+                return playlist
+        return None
+
+    def adopt(self, row: GenrePlaylist, playlist: dict[str, Any]) -> None:
+        row.playlist_id = playlist["id"]
+        row.url = _url(playlist)
+        row.pending_since = None
+        row.save(update_fields=["playlist_id", "url", "pending_since", "updated_at"])
+        if self._playlists is not None and all(p["id"] != playlist["id"] for p in self._playlists):
+            self._playlists.append(playlist)
+
+    def create(
+        self, row: GenrePlaylist | None, genre: str, name: str, entry: dict[str, Any]
+    ) -> GenrePlaylist:
+        """Create Swedify's playlist for the genre; reconciles once after an ambiguous POST."""
+        description = self.job.description
+        for attempt in range(2):
+            # Remembered before sending so a reconcile can tell ours from the listener's.
+            entry["_preexisting"] = [p["id"] for p in self.own_named(name, fresh=attempt > 0)]
+            row = self.mark_pending(row, genre, name)
+            entry["status"] = "created"
+            entry.pop("reason", None)
+            self.persist()
+            try:
+                created = self.client.create_playlist(
+                    name=name, description=description, public=False
+                )
+            except spotify.SpotifyAmbiguousWrite:
+                found = self.reconcile(row, entry)
+                if found is not None:
+                    self.adopt(row, found)
+                    return row
+                continue
+            self.adopt(row, created)
+            return row
+        raise _GenreFailed(
+            "Spotify did not confirm creating the playlist; the next run will check for it"
+        )
+
+    def mark_pending(self, row: GenrePlaylist | None, genre: str, name: str) -> GenrePlaylist:
+        now = timezone.now()
+        if row is None:
+            try:
+                with transaction.atomic():
+                    return GenrePlaylist.objects.create(
+                        user=self.job.user, genre=genre, name=name, pending_since=now
+                    )
+            except IntegrityError:
+                # Only if a job outside the one-per-listener rule made it meanwhile.
+                raise _GenreFailed("another job is creating this playlist; try again") from None
+        row.name = name
+        row.pending_since = now
+        row.save(update_fields=["name", "pending_since", "updated_at"])
+        return row
+
+    def fill(
+        self,
+        entry: dict[str, Any],
+        playlist_id: str,
+        url: str,
+        targets: list[str],
+        status: str,
+    ) -> None:
+        """Add the targets missing from the playlist, 100 at a time, counting what landed."""
+        wanted = set(targets)
+        present = set(self.client.playlist_track_ids(playlist_id))
+        # The count before this job touched the playlist survives a crash in the entry.
+        if entry.get("playlistId") != playlist_id or "_before" not in entry:
+            entry["_before"] = 0 if status == "created" else len(present & wanted)
+        entry.update(
+            playlistId=playlist_id,
+            url=url or f"https://open.spotify.com/playlist/{playlist_id}",
+            status=status,
+            error=None,
+        )
+        entry.pop("reason", None)
+
+        def count() -> None:
+            entry["tracksAdded"] = max(0, len(present & wanted) - entry["_before"])
+
+        count()
+        self.persist()
+        ambiguous = 0
+        missing = [t for t in targets if t not in present]
+        while missing:
+            batch = missing[:ADD_BATCH_SIZE]
+            try:
+                self.client.add_items(playlist_id, [f"spotify:track:{t}" for t in batch])
+                present.update(batch)
+            except spotify.SpotifyAmbiguousWrite:
+                ambiguous += 1
+                if ambiguous > MAX_AMBIGUOUS_WRITES:
+                    raise
+                # Never re-send blindly: see what the playlist holds now.
+                present = set(self.client.playlist_track_ids(playlist_id))
+            count()
+            self.persist()
+            missing = [t for t in targets if t not in present]
+        if status == "updated" and entry["tracksAdded"] == 0:
+            entry.update(status="skipped", reason="nothing new")
+        entry["_done"] = True
+        self.persist()

@@ -1,0 +1,121 @@
+"""Reads of listener state, shared by the JSON API and the pages (no writes here)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from genres.models import Scan, ScanResult, SpotifyAccount
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, as the JSON contract writes times."""
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def listener_account(*, user: User | None) -> SpotifyAccount | None:
+    """The signed-in listener's Spotify account, or None: anonymous, staff without an account,
+    or an account whose refresh token Spotify refused (must sign in again)."""
+    if user is None or not user.is_authenticated:
+        return None
+    account = SpotifyAccount.objects.filter(user_id=user.pk).first()
+    if account is None or account.needs_reauth:
+        return None
+    return account
+
+
+def latest_result(
+    *, user: User | None, with_payload: bool = False, with_summary: bool = True
+) -> ScanResult | None:
+    """The result of the listener's latest successful scan (a failed scan never replaces it).
+
+    ``payload`` holds every track id (about 1 MB of JSON for 10,000 tracks): loading it costs
+    more than a page's whole 100 ms budget under load, so it is deferred unless asked for
+    (reading a deferred field later costs one more query, never a wrong answer).
+    """
+    if user is None or not user.is_authenticated:
+        return None
+    deferred = ["scan__checkpoint"]
+    if not with_payload:
+        deferred.append("payload")
+    if not with_summary:
+        deferred.append("summary")
+    return (
+        ScanResult.objects.filter(user_id=user.pk, scan__status=Scan.Status.SUCCEEDED)
+        .select_related("scan")
+        .defer(*deferred)
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def result_payload(result: ScanResult) -> dict[str, Any]:
+    """The contract JSON of GET /api/genres for one stored result.
+
+    Fields are defaulted so a row written by an older version still answers in full.
+    """
+    payload = dict(result.payload or {})
+    payload.setdefault("schemaVersion", result.schema_version)
+    payload.setdefault("scanId", str(result.scan_id))
+    payload.setdefault("cachedAt", iso(result.created_at))
+    payload.setdefault("truncated", result.truncated)
+    payload.setdefault("totalTracks", result.total_tracks)
+    payload.setdefault("totalArtists", result.total_artists)
+    payload.setdefault("genres", [])
+    payload.setdefault("totalGenres", len(payload["genres"]))
+    payload.setdefault("unclassified", {"count": result.unclassified_count, "trackIds": []})
+    return payload
+
+
+def genres_payload(*, user: User | None) -> dict[str, Any] | None:
+    """The contract JSON of GET /api/genres, or None before the first successful scan."""
+    result = latest_result(user=user, with_payload=True)
+    return None if result is None else result_payload(result)
+
+
+def active_scan(*, user: User | None) -> Scan | None:
+    """The listener's queued, running or paused scan (there is at most one)."""
+    if user is None or not user.is_authenticated:
+        return None
+    return Scan.objects.filter(user_id=user.pk, status__in=Scan.ACTIVE).first()
+
+
+def latest_scan(*, user: User | None) -> Scan | None:
+    """The listener's most recently started scan, whatever its status."""
+    if user is None or not user.is_authenticated:
+        return None
+    return Scan.objects.filter(user_id=user.pk).order_by("-created_at").first()
+
+
+def scan_for_user(*, user: User | None, scan_id: Any) -> Scan | None:
+    """One of the listener's scans by id; None for another listener's or an unknown id."""
+    if user is None or not user.is_authenticated:
+        return None
+    return Scan.objects.filter(user_id=user.pk, pk=scan_id).first()
+
+
+def scan_json(scan: Scan, *, reused: bool = False) -> dict[str, Any]:
+    """The contract's scan object (camelCase, ISO times)."""
+    return {
+        "id": str(scan.id),
+        "status": scan.status,
+        "step": scan.step,
+        "tracksTotal": scan.tracks_total,
+        "tracksFound": scan.tracks_found,
+        "artistsToFetch": scan.artists_to_fetch,
+        "artistsFetched": scan.artists_fetched,
+        "startedAt": iso(scan.started_at),
+        "finishedAt": iso(scan.finished_at),
+        "resumeAt": iso(scan.resume_at),
+        "error": scan.error,
+        # Additive fields (contract.md allows new fields).
+        "reused": reused,
+        "sources": list(scan.sources or []),
+        "createdAt": iso(scan.created_at),
+    }

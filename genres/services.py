@@ -1,0 +1,944 @@
+"""State changes of the listener side: linking accounts, scans and their recovery, call stats.
+
+A scan is a row (``Scan``) that is the truth about its progress. Every transition is a
+compare-and-set on that row; a worker owns a running scan through ``claimed_by`` and proves it
+is alive with ``heartbeat_at``, and every progress write checks both, so a worker that lost its
+claim (it stalled and another took over) stops at its next write instead of racing.
+
+The scan keeps a ``checkpoint`` (per-source offsets, phase markers) written in the same
+transaction as the library rows it describes, so a pause or a crash resumes where it stopped
+and re-running a page never duplicates a row (LibraryTrack is unique per user, source, track).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from genres import spotify
+from genres.aggregation import aggregate, summary
+from genres.artists import artists_lookup, artists_store
+from genres.heartbeat import Heartbeat
+from genres.models import (
+    LibrarySource,
+    LibraryTrack,
+    PlaylistJob,
+    Scan,
+    ScanResult,
+    SpotifyAccount,
+    SpotifyCallBucket,
+)
+from genres.selectors import iso
+
+logger = logging.getLogger(__name__)
+
+# A successful scan younger than this answers POST /api/scans {"refresh": false}.
+FRESH_SCAN_AGE = timedelta(hours=6)
+# A running scan whose worker has not written for this long is taken over (the worker died).
+HEARTBEAT_STALE = timedelta(minutes=2)
+# A running scan's heartbeat is written this often by a thread, whatever the scan waits on.
+HEARTBEAT_EVERY = timedelta(seconds=30)
+# A queued scan nobody claimed for this long lost its task message; recovery re-queues it.
+QUEUED_STALE = timedelta(minutes=2)
+# Spotify's maximum page size for liked songs and playlist items.
+PAGE_SIZE = 50
+# Artist lookups per progress write: a few rounds of the client's concurrent lookups, so a
+# crash or a pause loses little and the page's progress moves often.
+ARTIST_CHUNK = 32
+# Followed and top artists are harvested (50 full artists per request) at most this often.
+HARVEST_INTERVAL = timedelta(days=7)
+# Spotify call statistics are written at most this often per job (plus once at the end).
+CALL_FLUSH_SECONDS = 5.0
+# When a rate limit cannot be waited out and Spotify gave no usable Retry-After.
+DEFAULT_PAUSE = timedelta(minutes=1)
+MAX_SOURCES = 20
+# Results kept per listener (a large library's result is about half a megabyte); older ones
+# go unless a playlist job still works from them. The scan rows themselves stay.
+KEEP_RESULTS = 3
+
+STEP_ERRORS = {
+    Scan.Step.FETCHING_PROFILE: "Failed to fetch your profile from Spotify",
+    Scan.Step.FETCHING_TRACKS: "Failed to fetch tracks from Spotify",
+    Scan.Step.FETCHING_ARTISTS: "Failed to fetch artist data from Spotify",
+    Scan.Step.AGGREGATING: "Failed to aggregate genres",
+    Scan.Step.DONE: "Failed to save the result",
+}
+RECONNECT_ERROR = "Spotify sign-in expired or was revoked: sign in with Spotify again"
+
+
+class ScanClaimLost(Exception):
+    """This worker no longer owns the scan (another worker took it over); stop quietly."""
+
+
+# --- Accounts ---------------------------------------------------------------------------------
+
+
+def account_link(*, profile: Mapping[str, Any], tokens: Any) -> SpotifyAccount:
+    """Link (or re-link) a Spotify profile to a Django user and store its tokens.
+
+    Links by ``account_id`` when Spotify sends one (stable), else by ``id``. A new listener gets
+    a user ``spotify:<id>`` with an unusable password that is never staff.
+    """
+    from genres.crypto import encrypt_token
+
+    spotify_id = str(profile.get("id") or "")
+    if not spotify_id:
+        raise ValueError("the Spotify profile has no id")
+    account_id = profile.get("account_id") or None
+    display_name = str(profile.get("display_name") or spotify_id)[:256]
+    values = {
+        "display_name": display_name,
+        "access_token_encrypted": encrypt_token(tokens.access_token),
+        "refresh_token_encrypted": encrypt_token(tokens.refresh_token)
+        if tokens.refresh_token
+        else "",
+        "token_expires_at": tokens.expires_at,
+        "scopes": tokens.scope or "",
+        "needs_reauth": False,
+    }
+    User = get_user_model()
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                account = None
+                if account_id:
+                    account = (
+                        SpotifyAccount.objects.select_for_update()
+                        .filter(account_id=account_id)
+                        .first()
+                    )
+                if account is None:
+                    account = (
+                        SpotifyAccount.objects.select_for_update()
+                        .filter(spotify_id=spotify_id)
+                        .first()
+                    )
+                if account is None:
+                    user, created = User.objects.get_or_create(
+                        username=f"spotify:{spotify_id}"[:150],
+                        defaults={"is_staff": False, "is_superuser": False},
+                    )
+                    if created:
+                        user.set_unusable_password()
+                        user.save(update_fields=["password"])
+                    account = SpotifyAccount(user=user)
+                if not values["refresh_token_encrypted"] and account.refresh_token_encrypted:
+                    values["refresh_token_encrypted"] = account.refresh_token_encrypted
+                account.spotify_id = spotify_id
+                account.account_id = account_id or account.account_id
+                for name, value in values.items():
+                    setattr(account, name, value)
+                account.save()
+                return account
+        except IntegrityError:
+            # Race: two callbacks of one new listener both created the account; the second
+            # attempt finds the winner's row and updates it.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def spotify_client_for(
+    *, account: SpotifyAccount, on_call: Callable | None = None, tokens: Any = None
+) -> spotify.SpotifyClient:
+    """A Spotify client acting as ``account``, through the shared rate limiter."""
+    from genres.auth import AccountTokenProvider
+    from genres.ratelimit import rate_limiter
+
+    return spotify.SpotifyClient(
+        tokens=tokens or AccountTokenProvider(account_pk=account.pk),
+        limiter=rate_limiter(),
+        on_call=on_call,
+        concurrency=settings.SPOTIFY_CONCURRENCY,
+    )
+
+
+# --- Spotify call statistics --------------------------------------------------------------------
+
+
+@dataclass
+class _Bucket:
+    calls: int = 0
+    ok: int = 0
+    client_errors: int = 0
+    server_errors: int = 0
+    network_errors: int = 0
+    rate_limited: int = 0
+    quota_exceeded: int = 0
+    total_ms: int = 0
+    max_ms: int = 0
+
+
+COUNTERS = (
+    "calls",
+    "ok",
+    "client_errors",
+    "server_errors",
+    "network_errors",
+    "rate_limited",
+    "quota_exceeded",
+    "total_ms",
+)
+
+
+def call_buckets_add(*, buckets: Mapping[tuple[datetime, str], _Bucket]) -> None:
+    """Add counts to the per-minute rows with atomic increments (many workers write at once)."""
+    for (minute, endpoint), bucket in buckets.items():
+        increments = {name: F(name) + getattr(bucket, name) for name in COUNTERS}
+        increments["max_ms"] = Greatest(F("max_ms"), Value(bucket.max_ms))
+        rows = SpotifyCallBucket.objects.filter(minute=minute, endpoint=endpoint)
+        if rows.update(**increments):
+            continue
+        try:
+            with transaction.atomic():
+                SpotifyCallBucket.objects.create(
+                    minute=minute,
+                    endpoint=endpoint,
+                    max_ms=bucket.max_ms,
+                    **{name: getattr(bucket, name) for name in COUNTERS},
+                )
+        except IntegrityError:
+            # Race: another worker created this minute's row between our update and insert.
+            rows.update(**increments)
+
+
+class SpotifyCallRecorder:
+    """Collects ``CallRecord``s in memory (thread-safe: the client calls from its threads)
+    and writes them as per-minute buckets now and then, so recording costs no query per call."""
+
+    def __init__(self, flush_every: float = CALL_FLUSH_SECONDS) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[datetime, str], _Bucket] = {}
+        self._flush_every = flush_every
+        self._last_flush = time.monotonic()
+        self.calls = 0
+
+    def record(self, call: Any) -> None:
+        now = timezone.now()
+        minute = now.replace(second=0, microsecond=0)
+        endpoint = str(call.endpoint)[:96]
+        status = call.status or 0
+        duration = max(0, int(call.duration_ms or 0))
+        with self._lock:
+            self.calls += 1
+            bucket = self._pending.setdefault((minute, endpoint), _Bucket())
+            bucket.calls += 1
+            bucket.total_ms += duration
+            bucket.max_ms = max(bucket.max_ms, duration)
+            if not status:
+                bucket.network_errors += 1
+            elif status == 429:
+                if (call.reason or "").upper() == "QUOTA_EXCEEDED":
+                    bucket.quota_exceeded += 1
+                else:
+                    bucket.rate_limited += 1
+            elif status >= 500:
+                bucket.server_errors += 1
+            elif status >= 400:
+                bucket.client_errors += 1
+            else:
+                bucket.ok += 1
+
+    def maybe_flush(self) -> None:
+        if time.monotonic() - self._last_flush >= self._flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._last_flush = time.monotonic()
+        if not pending:
+            return
+        try:
+            call_buckets_add(buckets=pending)
+        except Exception:  # statistics must never fail a listener's job
+            logger.exception("could not record Spotify call statistics")
+
+
+# --- Scans: starting --------------------------------------------------------------------------
+
+
+class ScanInputError(ValueError):
+    """The client sent sources the scan cannot use; the message says what is wrong."""
+
+
+def normalize_sources(sources: Any) -> list[str]:
+    """Validated, de-duplicated sources; raises ScanInputError."""
+    if sources is None:
+        return ["liked"]
+    if not isinstance(sources, list):
+        raise ScanInputError('"sources" must be a list such as ["liked"]')
+    if not sources:
+        raise ScanInputError('"sources" must name at least one source')
+    if len(sources) > MAX_SOURCES:
+        raise ScanInputError(f'"sources" may name at most {MAX_SOURCES} sources')
+    cleaned: list[str] = []
+    for source in sources:
+        if not isinstance(source, str):
+            raise ScanInputError('every source must be a string: "liked" or "playlist:<id>"')
+        if source != "liked":
+            kind, _, playlist_id = source.partition(":")
+            if kind != "playlist" or not spotify_id_valid(playlist_id):
+                raise ScanInputError(
+                    'every source must be "liked" or "playlist:<Spotify playlist id>"'
+                )
+        if source not in cleaned:
+            cleaned.append(source)
+    return cleaned
+
+
+def spotify_id_valid(value: str) -> bool:
+    """A Spotify id: base62, 22 characters for catalog ids (a little leeway for others)."""
+    return 1 <= len(value) <= 64 and value.isascii() and value.isalnum()
+
+
+def _enqueue_scan(scan_id: uuid.UUID) -> None:
+    from genres.tasks import scan_run as scan_run_task
+
+    try:
+        scan_run_task.delay(str(scan_id))
+    except Exception:  # the row stays queued; jobs_recover re-queues it
+        logger.exception("could not queue scan %s; recovery will retry", scan_id)
+
+
+def scan_start(
+    *, user: Any, sources: list[str] | None = None, refresh: bool = False
+) -> tuple[Scan, bool]:
+    """Start a scan for a listener, or answer with the one that stands for it.
+
+    Returns ``(scan, created)``. Not created: the listener's active (queued, running, paused)
+    scan, or with ``refresh=False`` the latest successful scan of the same sources if it is
+    younger than FRESH_SCAN_AGE (its status is then ``succeeded``: "reused").
+    """
+    sources = normalize_sources(sources)
+    with transaction.atomic():
+        # Race: two POSTs at once both see no active scan and both create one; locking the
+        # listener's account row serializes them (and a partial unique index backs it up).
+        account = SpotifyAccount.objects.select_for_update().filter(user_id=user.pk).first()
+        if account is None:
+            raise ScanInputError("Only a listener signed in with Spotify can scan")
+        active = Scan.objects.filter(user_id=user.pk, status__in=Scan.ACTIVE).first()
+        if active is not None:
+            return active, False
+        if not refresh:
+            fresh = (
+                Scan.objects.filter(
+                    user_id=user.pk,
+                    status=Scan.Status.SUCCEEDED,
+                    finished_at__gte=timezone.now() - FRESH_SCAN_AGE,
+                    result__isnull=False,
+                )
+                .order_by("-finished_at")
+                .first()
+            )
+            if fresh is not None and sorted(fresh.sources) == sorted(sources):
+                return fresh, False
+        try:
+            with transaction.atomic():
+                scan = Scan.objects.create(user_id=user.pk, sources=sources, refresh=refresh)
+        except IntegrityError:
+            # The partial unique index caught a start that bypassed the lock: answer with
+            # the scan that won.
+            return Scan.objects.get(user_id=user.pk, status__in=Scan.ACTIVE), False
+        transaction.on_commit(lambda: _enqueue_scan(scan.id))
+    return scan, True
+
+
+# --- Scans: transitions -------------------------------------------------------------------------
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def scan_claim(*, scan_id: Any, worker: str, now: datetime | None = None) -> Scan | None:
+    """Take a scan for ``worker``: queued, paused and due, or running with a stale heartbeat.
+
+    Returns the claimed scan, or None when it is not claimable (finished, held by a live
+    worker, paused until later, unknown).
+    """
+    now = now or timezone.now()
+    claimable = (
+        Q(status=Scan.Status.QUEUED)
+        | Q(status=Scan.Status.PAUSED, resume_at__lte=now)
+        | Q(status=Scan.Status.RUNNING, heartbeat_at__lt=now - HEARTBEAT_STALE)
+        | Q(status=Scan.Status.RUNNING, heartbeat_at__isnull=True)
+    )
+    # Race: a redelivered task, jobs_recover and a retry may all try one scan; the
+    # conditional update lets exactly one of them win.
+    claimed = (
+        Scan.objects.filter(claimable, pk=scan_id).update(
+            status=Scan.Status.RUNNING,
+            claimed_by=worker,
+            heartbeat_at=now,
+            resume_at=None,
+            error=None,
+            attempts=F("attempts") + 1,
+            started_at=Coalesce(F("started_at"), Value(now)),
+        )
+        if _is_uuid(scan_id)
+        else 0
+    )
+    return Scan.objects.get(pk=scan_id) if claimed else None
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _owned(scan_id: Any, worker: str) -> Any:
+    return Scan.objects.filter(pk=scan_id, status=Scan.Status.RUNNING, claimed_by=worker)
+
+
+def scan_pause(*, scan_id: Any, worker: str, resume_at: datetime, error: dict) -> bool:
+    """Running -> paused until ``resume_at`` (Spotify's quota); the checkpoint stays."""
+    # Race: only the worker that holds the claim may park the scan.
+    return bool(
+        _owned(scan_id, worker).update(
+            status=Scan.Status.PAUSED,
+            resume_at=resume_at,
+            error=error,
+            claimed_by="",
+            heartbeat_at=timezone.now(),
+        )
+    )
+
+
+def scan_fail(*, scan_id: Any, worker: str | None, error: dict) -> bool:
+    """Running -> failed with the seed's error shape; the previous result stays the latest."""
+    rows = (
+        _owned(scan_id, worker)
+        if worker is not None
+        else Scan.objects.filter(pk=scan_id, status__in=Scan.ACTIVE)
+    )
+    # Race: a worker that lost its claim must not fail a scan another worker is finishing.
+    return bool(
+        rows.update(
+            status=Scan.Status.FAILED,
+            error=error,
+            finished_at=timezone.now(),
+            claimed_by="",
+            resume_at=None,
+        )
+    )
+
+
+def scans_due_for_recovery(*, now: datetime | None = None) -> list[str]:
+    """Scans a worker should (re)run now: paused and due, running with a dead worker, or
+    queued so long ago that their task message must have been lost."""
+    now = now or timezone.now()
+    due = Scan.objects.filter(
+        Q(status=Scan.Status.PAUSED, resume_at__lte=now)
+        | Q(status=Scan.Status.RUNNING, heartbeat_at__lt=now - HEARTBEAT_STALE)
+        | Q(status=Scan.Status.RUNNING, heartbeat_at__isnull=True)
+        | Q(status=Scan.Status.QUEUED, created_at__lt=now - QUEUED_STALE)
+    )
+    return [str(pk) for pk in due.values_list("pk", flat=True)]
+
+
+def scan_results_prune(*, user_id: Any) -> int:
+    """Delete all but the listener's KEEP_RESULTS newest results (never one an unfinished
+    playlist job uses); returns how many went."""
+    keep = list(
+        ScanResult.objects.filter(user_id=user_id)
+        .order_by("-created_at")
+        .values_list("pk", flat=True)[:KEEP_RESULTS]
+    )
+    in_use = PlaylistJob.objects.filter(
+        user_id=user_id, status__in=(PlaylistJob.Status.QUEUED, PlaylistJob.Status.RUNNING)
+    ).values_list("scan_id", flat=True)
+    old = ScanResult.objects.filter(user_id=user_id).exclude(pk__in=keep)
+    deleted, _ = old.exclude(scan_id__in=in_use).delete()
+    return deleted
+
+
+# --- Scans: running -----------------------------------------------------------------------------
+
+
+def _error_shape(scan: Scan, message: str, details: str) -> dict[str, Any]:
+    """The seed's error JSON (high-availability.md, "Spotify API Failures")."""
+    return {
+        "error": message,
+        "details": details,
+        "step": scan.step,
+        "tracksFound": scan.tracks_found,
+        "artistsToFetch": scan.artists_to_fetch,
+    }
+
+
+def _details(error: BaseException) -> str:
+    if isinstance(error, spotify.SpotifyRateLimited):
+        text = "429: Too Many Requests"
+        return f"{text} (quota exceeded)" if error.quota else text
+    return str(error) or type(error).__name__
+
+
+def scan_run(*, scan_id: Any, worker: str | None = None) -> str:
+    """Run (or resume) one scan to its end, a pause or a failure. Idempotent: a scan that is
+    not claimable (finished, or held by a live worker) is left alone.
+
+    Returns the scan's status afterwards, or "not-claimed".
+    """
+    worker = worker or default_worker_id()
+    scan = scan_claim(scan_id=scan_id, worker=worker)
+    if scan is None:
+        return "not-claimed"
+    account = SpotifyAccount.objects.filter(user_id=scan.user_id).first()
+    if account is None or account.needs_reauth:
+        scan_fail(
+            scan_id=scan.pk,
+            worker=worker,
+            error=_error_shape(scan, RECONNECT_ERROR, "the Spotify account needs signing in"),
+        )
+        return Scan.Status.FAILED
+    recorder = SpotifyCallRecorder()
+    run = _ScanRun(scan=scan, account=account, worker=worker, recorder=recorder)
+    try:
+        with scan_heartbeat(scan_id=scan.pk, worker=worker):
+            run.execute()
+        return Scan.Status.SUCCEEDED
+    except ScanClaimLost:
+        logger.warning("scan %s: claim lost to another worker; stopping", scan.pk)
+        return "not-claimed"
+    except spotify.SpotifyRateLimited as error:
+        wait = timedelta(seconds=error.retry_after) if error.retry_after else DEFAULT_PAUSE
+        resume_at = timezone.now() + wait
+        shape = _error_shape(run.scan, STEP_ERRORS[run.scan.step], _details(error))
+        shape["resumeAt"] = iso(resume_at)
+        scan_pause(scan_id=scan.pk, worker=worker, resume_at=resume_at, error=shape)
+        return Scan.Status.PAUSED
+    except (spotify.InvalidGrant, spotify.SpotifyAuthError) as error:
+        shape = _error_shape(run.scan, RECONNECT_ERROR, _details(error))
+        scan_fail(scan_id=scan.pk, worker=worker, error=shape)
+        return Scan.Status.FAILED
+    except spotify.SpotifyError as error:
+        shape = _error_shape(run.scan, STEP_ERRORS[run.scan.step], _details(error))
+        scan_fail(scan_id=scan.pk, worker=worker, error=shape)
+        return Scan.Status.FAILED
+    except Exception as error:
+        from genres.crypto import TokenDecryptionError
+
+        if isinstance(error, TokenDecryptionError):
+            # The token key was rotated away: only a new sign-in gives us tokens again.
+            SpotifyAccount.objects.filter(pk=account.pk).update(needs_reauth=True)
+            shape = _error_shape(run.scan, RECONNECT_ERROR, "stored tokens are unreadable")
+        else:
+            logger.exception("scan %s failed unexpectedly", scan.pk)
+            shape = _error_shape(run.scan, STEP_ERRORS[run.scan.step], "Unexpected error")
+        scan_fail(scan_id=scan.pk, worker=worker, error=shape)
+        return Scan.Status.FAILED
+    finally:
+        recorder.flush()
+
+
+def scan_heartbeat(*, scan_id: Any, worker: str) -> Heartbeat:
+    # Race: beats only while the claim is ours; a lost claim stops the run at its next
+    # progress write.
+    return Heartbeat(
+        claimed=_owned(scan_id, worker), every=HEARTBEAT_EVERY, label=f"scan {scan_id}"
+    )
+
+
+def _added_at(item: Mapping[str, Any]) -> datetime | None:
+    value = item.get("added_at")
+    return parse_datetime(value) if isinstance(value, str) else None
+
+
+def _track_of(item: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """(track id or None, artist ids) of a page item (None: local file or unavailable)."""
+    track = item.get("track")
+    if not isinstance(track, Mapping) or track.get("is_local"):
+        return None, []
+    track_id = track.get("id")
+    if not isinstance(track_id, str) or not track_id:
+        return None, []
+    artists = [
+        a["id"]
+        for a in track.get("artists") or []
+        if isinstance(a, Mapping) and isinstance(a.get("id"), str) and a["id"]
+    ]
+    return track_id, list(dict.fromkeys(artists))
+
+
+@dataclass
+class _ScanRun:
+    scan: Scan
+    account: SpotifyAccount
+    worker: str
+    recorder: SpotifyCallRecorder
+    client: Any = None
+    tokens: Any = None
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.checkpoint = dict(self.scan.checkpoint or {})
+        self.checkpoint.setdefault("sources", {})
+
+    # -- bookkeeping --
+
+    def save(self, **changes: Any) -> None:
+        """Write progress + checkpoint + heartbeat, only while this worker holds the scan."""
+        for name, value in changes.items():
+            setattr(self.scan, name, value)
+        self.scan.requests_made = self.recorder.calls + (self.checkpoint.get("requestsBefore", 0))
+        fields = {
+            "step": self.scan.step,
+            "tracks_total": self.scan.tracks_total,
+            "tracks_found": self.scan.tracks_found,
+            "artists_to_fetch": self.scan.artists_to_fetch,
+            "artists_fetched": self.scan.artists_fetched,
+            "requests_made": self.scan.requests_made,
+            "checkpoint": self.checkpoint,
+            "heartbeat_at": timezone.now(),
+        }
+        if not _owned(self.scan.pk, self.worker).update(**fields):
+            raise ScanClaimLost(str(self.scan.pk))
+        self.recorder.maybe_flush()
+
+    # -- the steps --
+
+    def execute(self) -> None:
+        # Requests of earlier attempts (before a pause or a crash) still count.
+        self.checkpoint["requestsBefore"] = self.scan.requests_made
+        from genres.auth import AccountTokenProvider
+
+        self.tokens = AccountTokenProvider(account_pk=self.account.pk)
+        self.client = spotify_client_for(
+            account=self.account, on_call=self.recorder.record, tokens=self.tokens
+        )
+        self.tokens.access_token()  # load (or refresh) the token in this thread
+        if not self.checkpoint.get("profile"):
+            self.save(step=Scan.Step.FETCHING_PROFILE)
+            self.client.me()
+            self.checkpoint["profile"] = True
+        self.save(step=Scan.Step.FETCHING_TRACKS)
+        for source in self.scan.sources:
+            self.read_source(source)
+        self.save(tracks_found=self._distinct_tracks())
+        self.save(step=Scan.Step.FETCHING_ARTISTS)
+        self.fetch_artists()
+        self.save(step=Scan.Step.AGGREGATING)
+        self.finish()
+
+    def _library(self) -> Any:
+        return LibraryTrack.objects.filter(user_id=self.scan.user_id, source__in=self.scan.sources)
+
+    def _distinct_tracks(self) -> int:
+        return self._library().values("track_id").distinct().count()
+
+    def _progress(self) -> dict[str, int]:
+        states = self.checkpoint["sources"].values()
+        return {
+            "tracks_total": sum(state.get("total", 0) for state in states),
+            "tracks_found": sum(state.get("found", 0) for state in states),
+        }
+
+    def read_source(self, source: str) -> None:
+        state = self.checkpoint["sources"].get(source) or {}
+        if state.get("done"):
+            return
+        if source == "liked":
+
+            def fetch(offset: int) -> Any:
+                return self.client.liked_page(offset=offset, limit=PAGE_SIZE)
+
+            # An interrupted incremental read keeps nothing, so it simply starts over: it is a
+            # page or two (only a full read is worth resuming mid-way).
+            if state.get("mode") != "full" and self.read_incrementally(source, fetch):
+                return
+        else:
+            playlist_id = source.partition(":")[2]
+
+            def fetch(offset: int) -> Any:
+                return self.client.playlist_items_page(playlist_id, offset=offset, limit=PAGE_SIZE)
+
+        self.read_fully(source, fetch)
+
+    def read_incrementally(self, source: str, fetch: Callable[[int], Any]) -> bool:
+        """Read only what is new since the last complete read; False if a full read is needed.
+
+        Liked songs come newest first, so new likes are the entries before the first one we
+        know. Unliking is invisible to that, so Spotify's total must equal what we knew plus
+        what is new; if not, something was removed (or changed behind the known part) and
+        only a full read can say what, so we do one rather than keep tracks that are gone.
+        """
+        known_source = LibrarySource.objects.filter(
+            user_id=self.scan.user_id, source=source, complete=True
+        ).first()
+        if known_source is None:
+            return False
+        fresh: list[Mapping[str, Any]] = []
+        offset = 0
+        total: int | None = None
+        while True:
+            page = fetch(offset)
+            if total is None:
+                total = page.total
+            ids = [tid for tid, _ in map(_track_of, page.items) if tid]
+            known = set(
+                LibraryTrack.objects.filter(
+                    user_id=self.scan.user_id, source=source, track_id__in=ids
+                ).values_list("track_id", flat=True)
+            )
+            stop = False
+            for item in page.items:
+                track_id, _ = _track_of(item)
+                if track_id:
+                    stop = track_id in known
+                else:
+                    # No id to match: entries not newer than the newest known one are old.
+                    added = _added_at(item)
+                    newest = known_source.newest_added_at
+                    stop = bool(added and newest and added <= newest)
+                if stop:
+                    break
+                fresh.append(item)
+            offset += len(page.items)
+            if stop or not page.items or page.next is None or offset >= page.total:
+                break
+        if known_source.total + len(fresh) != total:
+            logger.info(
+                "scan %s: %s changed behind the newest known track; reading it fully",
+                self.scan.pk,
+                source,
+            )
+            return False
+        rows = self._rows(source, fresh, first_position=0, seen=None)
+        newest_at = max(
+            (a for a in map(_added_at, fresh) if a), default=known_source.newest_added_at
+        )
+        state = {"mode": "incremental", "done": True, "total": total, "found": 0}
+        with transaction.atomic():
+            LibraryTrack.objects.bulk_create(rows, ignore_conflicts=True)
+            LibrarySource.objects.filter(pk=known_source.pk).update(
+                total=total, newest_added_at=newest_at, synced_at=timezone.now()
+            )
+            state["found"] = LibraryTrack.objects.filter(
+                user_id=self.scan.user_id, source=source
+            ).count()
+            self.checkpoint["sources"][source] = state
+            self.save(**self._progress())
+        return True
+
+    def _rows(
+        self,
+        source: str,
+        items: Iterable[Mapping[str, Any]],
+        *,
+        first_position: int,
+        seen: uuid.UUID | None,
+    ) -> list[LibraryTrack]:
+        rows: dict[str, LibraryTrack] = {}
+        for position, item in enumerate(items, start=first_position):
+            track_id, artist_ids = _track_of(item)
+            if track_id and track_id not in rows:
+                rows[track_id] = LibraryTrack(
+                    user_id=self.scan.user_id,
+                    source=source,
+                    track_id=track_id,
+                    artist_ids=artist_ids,
+                    added_at=_added_at(item),
+                    position=position,
+                    seen_scan=seen,
+                )
+        return list(rows.values())
+
+    def read_fully(self, source: str, fetch: Callable[[int], Any]) -> None:
+        """Read every page, resuming at the checkpoint's offset; then drop what is gone."""
+        state = self.checkpoint["sources"].get(source) or {}
+        if state.get("mode") != "full":
+            state = {"mode": "full", "offset": 0, "found": 0, "done": False}
+            self.checkpoint["sources"][source] = state
+            # Until this read completes, the rows are not a faithful mirror: no incremental
+            # read may trust them.
+            LibrarySource.objects.update_or_create(
+                user_id=self.scan.user_id, source=source, defaults={"complete": False}
+            )
+            self.save(**self._progress())
+        while True:
+            offset = state["offset"]
+            page = fetch(offset)
+            if offset == 0:
+                state["total"] = page.total
+                first = _added_at(page.items[0]) if page.items else None
+                state["newest"] = iso(first)
+            state.setdefault("total", page.total)
+            rows = self._rows(source, page.items, first_position=offset, seen=self.scan.pk)
+            with transaction.atomic():
+                if rows:
+                    LibraryTrack.objects.bulk_create(
+                        rows,
+                        update_conflicts=True,
+                        unique_fields=["user", "source", "track_id"],
+                        update_fields=["artist_ids", "added_at", "position", "seen_scan"],
+                    )
+                state["offset"] = offset + len(page.items)
+                state["found"] = state.get("found", 0) + len(rows)
+                self.save(**self._progress())
+            if not page.items or page.next is None or state["offset"] >= page.total:
+                break
+        with transaction.atomic():
+            LibraryTrack.objects.filter(user_id=self.scan.user_id, source=source).exclude(
+                seen_scan=self.scan.pk
+            ).delete()
+            LibrarySource.objects.update_or_create(
+                user_id=self.scan.user_id,
+                source=source,
+                defaults={
+                    "total": state.get("total", 0),
+                    "newest_added_at": parse_datetime(state["newest"])
+                    if state.get("newest")
+                    else None,
+                    "complete": True,
+                    "synced_at": timezone.now(),
+                },
+            )
+            state["done"] = True
+            self.save(**self._progress())
+
+    def _artist_ids(self) -> list[str]:
+        ids: dict[str, None] = {}
+        for artist_ids in self._library().values_list("artist_ids", flat=True).iterator():
+            for artist_id in artist_ids or ():
+                ids[artist_id] = None
+        return list(ids)
+
+    def fetch_artists(self) -> None:
+        """Genres for every artist of the library: from the shared cache, then a harvest of
+        followed and top artists (50 per request), then one lookup per unknown artist."""
+        artist_ids = self._artist_ids()
+        known = artists_lookup(artist_ids)
+        unknown = [a for a in artist_ids if a not in known]
+        progress = self.checkpoint.setdefault("artists", {})
+        if "toFetch" not in progress:
+            if unknown and self._harvest_due():
+                self.harvest()
+                known = artists_lookup(unknown)
+                unknown = [a for a in unknown if a not in known]
+            progress["toFetch"] = len(unknown)
+            self.save(artists_to_fetch=len(unknown), artists_fetched=0)
+        to_fetch = progress["toFetch"]
+        fetched = max(0, to_fetch - len(unknown))
+        for start in range(0, len(unknown), ARTIST_CHUNK):
+            chunk = unknown[start : start + ARTIST_CHUNK]
+            arrived: dict[str, Any] = {}
+            lock = threading.Lock()
+
+            def on_artist(artist: Mapping[str, Any], arrived=arrived, lock=lock) -> None:
+                # Called from the client's threads: collect only; the database is written
+                # from this thread, once per chunk.
+                if isinstance(artist.get("id"), str):
+                    with lock:
+                        arrived[artist["id"]] = artist
+
+            self.tokens.access_token()  # refresh here, not in a lookup thread
+            try:
+                answer = self.client.artists(chunk, on_artist=on_artist)
+            except BaseException:
+                # Keep what did arrive so a resume does not ask for it again.
+                with lock:
+                    done = dict(arrived)
+                artists_store(done)
+                fetched += len(done)
+                self.save(artists_fetched=fetched, artists_to_fetch=max(to_fetch, fetched))
+                raise
+            artists_store(answer)
+            fetched += len(answer)
+            self.save(artists_fetched=fetched, artists_to_fetch=max(to_fetch, fetched))
+
+    def _harvest_due(self) -> bool:
+        last = (
+            SpotifyAccount.objects.filter(pk=self.account.pk)
+            .values_list("artists_harvested_at", flat=True)
+            .first()
+        )
+        return last is None or last < timezone.now() - HARVEST_INTERVAL
+
+    def harvest(self) -> None:
+        for source in (self.client.followed_artists, self.client.top_artists):
+            batch: list[Mapping[str, Any]] = []
+            for artist in source():
+                batch.append(artist)
+                if len(batch) >= 500:
+                    artists_store(batch)
+                    batch = []
+            artists_store(batch)
+        SpotifyAccount.objects.filter(pk=self.account.pk).update(
+            artists_harvested_at=timezone.now()
+        )
+
+    def _ordered_tracks(self) -> list[tuple[str, list[str]]]:
+        tracks: list[tuple[str, list[str]]] = []
+        for source in self.scan.sources:
+            rows = (
+                LibraryTrack.objects.filter(user_id=self.scan.user_id, source=source)
+                .order_by(F("added_at").desc(nulls_last=True), "position")
+                .values_list("track_id", "artist_ids")
+            )
+            if source != "liked":
+                rows = rows.order_by("position")
+            tracks.extend((track_id, artist_ids or []) for track_id, artist_ids in rows.iterator())
+        return tracks
+
+    def finish(self) -> None:
+        tracks = self._ordered_tracks()
+        artist_ids = list(dict.fromkeys(a for _, ids in tracks for a in ids))
+        infos = artists_lookup(artist_ids)
+        missing = len(artist_ids) - len(infos)
+        if missing:
+            logger.warning("scan %s: %d artists without genres data", self.scan.pk, missing)
+        payload = aggregate(
+            tracks,
+            {artist_id: info.genres for artist_id, info in infos.items()},
+            truncated=self.scan.truncated,
+        )
+        now = timezone.now()
+        full = {"schemaVersion": ScanResult.SCHEMA_VERSION, "scanId": str(self.scan.pk)}
+        full["cachedAt"] = iso(now)
+        full.update(payload)
+        with transaction.atomic():
+            # Race: a worker that lost its claim must not mark the scan done twice.
+            done = _owned(self.scan.pk, self.worker).update(
+                status=Scan.Status.SUCCEEDED,
+                step=Scan.Step.DONE,
+                finished_at=now,
+                heartbeat_at=now,
+                error=None,
+                claimed_by="",
+                tracks_found=payload["totalTracks"],
+                requests_made=self.recorder.calls + self.checkpoint.get("requestsBefore", 0),
+            )
+            if not done:
+                raise ScanClaimLost(str(self.scan.pk))
+            ScanResult.objects.create(
+                scan_id=self.scan.pk,
+                user_id=self.scan.user_id,
+                total_tracks=payload["totalTracks"],
+                total_artists=payload["totalArtists"],
+                total_genres=payload["totalGenres"],
+                unclassified_count=payload["unclassified"]["count"],
+                truncated=payload["truncated"],
+                summary=summary(payload),
+                payload=full,
+            )
+        scan_results_prune(user_id=self.scan.user_id)

@@ -1,0 +1,103 @@
+"""Browser tests: pytest-playwright driving Debian's Chromium against pytest-django's live server.
+
+Chromium comes from the system package (never `playwright install`: no downloads at test
+time). The listener is signed in by a session cookie made with Django's test client.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Playwright's sync API runs an event loop in this thread; the tests still use the ORM here
+# (building rows, updating a scan while the page polls), which Django otherwise refuses.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Browser tests wait this long at most for something to appear (the page polls every 0.2 s).
+EXPECT_TIMEOUT_MS = 5_000
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args() -> dict[str, Any]:
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser tests drive Debian's Chromium. "
+            "Install it with `apt-get install chromium` (do not run `playwright install`).",
+            pytrace=False,
+        )
+    return {
+        "executable_path": str(CHROMIUM),
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+        ],
+    }
+
+
+@pytest.fixture(autouse=True)
+def _fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages poll every 0.2 s so a test sees each change quickly."""
+    from genres import pages
+
+    monkeypatch.setattr(pages, "POLL_INTERVAL_MS", 200)
+
+
+@pytest.fixture
+def queued_jobs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Scan and playlist jobs the pages start are recorded instead of sent to a broker; the
+    test then plays the worker by updating the rows."""
+    from genres import playlists, services
+
+    queued: list[str] = []
+    monkeypatch.setattr(playlists, "_enqueue", lambda job_id: queued.append(str(job_id)))
+    monkeypatch.setattr(services, "_enqueue_scan", lambda scan_id: queued.append(str(scan_id)))
+    return queued
+
+
+class ConsoleWatch:
+    """Console errors and CSP violations of a page, collected while the test runs."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def attach(self, page: Any) -> None:
+        page.on(
+            "console",
+            lambda message: self.errors.append(message.text) if message.type == "error" else None,
+        )
+        page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+
+    @property
+    def csp_violations(self) -> list[str]:
+        return [text for text in self.errors if "Content Security Policy" in text]
+
+
+@pytest.fixture
+def listener_page(
+    live_server: Any, transactional_db: Any, page: Any, context: Any
+) -> Iterator[tuple[Any, Any, ConsoleWatch]]:
+    """(page, user, console) with the page's browser signed in as a fresh listener."""
+    from django.test import Client
+
+    from tests.genres.test_pages import make_listener
+
+    user = make_listener()
+    client = Client()
+    client.force_login(user)
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
+    page.set_default_timeout(EXPECT_TIMEOUT_MS)
+    console = ConsoleWatch()
+    console.attach(page)
+    yield page, user, console
+    assert console.errors == [], console.errors

@@ -1,0 +1,138 @@
+"""Fake slots, proxy and probes for the deployments unit tests (the real ones are H7's and
+are driven by the blue-green integration test)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deployments.adapters import CommandResult, ProbeResult, SlotInfo
+from deployments.models import Environment
+from deployments.services import environment_configure
+
+
+class FakeProxyError(Exception):
+    pass
+
+
+@dataclass
+class FakeProxy:
+    routed: str | None = None
+    running: bool = True
+    fail_switch: bool = False
+    switches: list[str] = field(default_factory=list)
+
+    def routed_slot(self) -> str | None:
+        if not self.running:
+            raise FakeProxyError("admin socket refused the connection")
+        return self.routed
+
+    def server_states(self) -> dict[str, str]:
+        return {s: ("ready" if s == self.routed else "drain") for s in ("blue", "green")}
+
+    def switch_to(self, slot: str) -> float:
+        if self.fail_switch or not self.running:
+            raise FakeProxyError(f"cannot switch to {slot}")
+        self.switches.append(slot)
+        self.routed = slot
+        return 0.002
+
+    def is_running(self) -> bool:
+        return self.running
+
+
+@dataclass
+class FakeInfrastructure:
+    proxies: dict[str, FakeProxy] = field(default_factory=dict)
+    slots: dict[tuple[str, str], SlotInfo] = field(default_factory=dict)
+    # Versions whose slots answer 503 "down" to every probe.
+    unhealthy_versions: set[str] = field(default_factory=set)
+    failing_commands: set[str] = field(default_factory=set)
+    fail_stop: bool = False
+    commands: list[str] = field(default_factory=list)
+    sleeps: list[float] = field(default_factory=list)
+    starts: list[tuple[str, str, str]] = field(default_factory=list)
+    stops: list[tuple[str, str]] = field(default_factory=list)
+    probes: list[str] = field(default_factory=list)
+    proxy_starts: list[tuple[str, str]] = field(default_factory=list)
+
+    def proxy(self, environment: Any) -> FakeProxy | None:
+        return self.proxies.get(environment.name)
+
+    def proxy_start(self, environment: Any, *, live_slot: str) -> FakeProxy:
+        proxy = self.proxies[environment.name]
+        proxy.running, proxy.routed = True, live_slot
+        self.proxy_starts.append((environment.name, live_slot))
+        return proxy
+
+    def release_source(self, *, git_sha: str) -> Path:
+        return Path("/nonexistent/releases") / git_sha
+
+    def slot_start(
+        self, *, environment: str, slot: str, port: int, version: str, source_dir: Path
+    ) -> SlotInfo:
+        assert (environment, slot) not in self.slots, "started over a running slot"
+        self.starts.append((environment, slot, version))
+        info = SlotInfo(port=port, version=version, pid=1000 + len(self.starts))
+        self.slots[(environment, slot)] = info
+        return info
+
+    def slot_stop(self, *, environment: str, slot: str, drain_seconds: float = 0.0) -> None:
+        if self.fail_stop:
+            raise RuntimeError(f"{environment}/{slot} would not stop")
+        self.stops.append((environment, slot))
+        self.slots.pop((environment, slot), None)
+
+    def slot_status(self, *, environment: str, slot: str) -> SlotInfo | None:
+        return self.slots.get((environment, slot))
+
+    def slot_url(self, *, port: int) -> str:
+        return f"http://127.0.0.1:{port}"
+
+    def probe(self, url: str, *, timeout: float = 3.0) -> ProbeResult:
+        self.probes.append(url)
+        port = int(url.split(":")[2].split("/")[0])
+        running = [info for info in self.slots.values() if info.port == port]
+        if not running:
+            return ProbeResult(url, None, {}, 1.0, error="Connection refused")
+        version = running[0].version
+        if version in self.unhealthy_versions:
+            body = {"status": "down", "version": version, "components": {}}
+            return ProbeResult(url, 503, body, 2.0)
+        body = {
+            "status": "ok",
+            "version": version,
+            "components": {"database": {"status": "ok", "latency_ms": 1.0}},
+        }
+        return ProbeResult(url, 200, body, 3.0)
+
+    def run_command(self, command: str, *, cwd: Path, timeout: float) -> CommandResult:
+        self.commands.append(command)
+        if any(bad in command for bad in self.failing_commands):
+            return CommandResult(1, f"{command}: 1 problem found")
+        return CommandResult(0, f"{command}: fine")
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+
+FAST_PIPELINE = {
+    "quality": {"params": {"commands": ["lint-check", "unit-tests", "migrations-check"]}},
+    "security": {"params": {"commands": ["dependency-audit"]}},
+    "staging_health": {"delay_seconds": 0.01},
+    "production_health": {"delay_seconds": 0.01},
+    "cleanup": {"params": {"drain_seconds": 0, "rollback_window_seconds": 0}},
+}
+
+
+def make_environments(infrastructure: FakeInfrastructure) -> tuple[Environment, Environment]:
+    staging = environment_configure(
+        name="staging", blue_port=18001, green_port=18002, listen_port=18000, admin_socket="s"
+    )
+    production = environment_configure(
+        name="production", blue_port=19001, green_port=19002, listen_port=19000, admin_socket="p"
+    )
+    infrastructure.proxies["staging"] = FakeProxy()
+    infrastructure.proxies["production"] = FakeProxy()
+    return staging, production

@@ -1,0 +1,311 @@
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from django.conf import settings
+
+from genres import ratelimit
+from genres.ratelimit import (
+    SMOOTH_ALWAYS,
+    SMOOTHING_SECONDS,
+    LocalRateLimiter,
+    RateLimiterTimeout,
+    RedisRateLimiter,
+    rate_limiter,
+)
+
+
+class FakeClock:
+    """A clock whose sleep advances time instantly, recording each sleep."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def local(
+    limit: int,
+    window: float = 30.0,
+    *,
+    burst: int | None = 0,
+    smooth: str = SMOOTH_ALWAYS,
+    clock: FakeClock,
+) -> LocalRateLimiter:
+    return LocalRateLimiter(
+        limit, window, burst=burst, smooth=smooth, margin=0.0, clock=clock, sleep=clock.sleep
+    )
+
+
+# --- LocalRateLimiter -----------------------------------------------------------------------
+
+
+def test_the_local_window_admits_the_budget_then_waits_for_the_oldest_to_leave() -> None:
+    clock = FakeClock()
+    limiter = local(3, 30.0, clock=clock)
+    for _ in range(3):
+        limiter.acquire()
+        clock.now += 1.0
+    assert clock.sleeps == []
+    # Sent at 1000, 1001, 1002; now 1003: the next slot frees at 1030.
+    limiter.acquire()
+    assert clock.now == pytest.approx(1030.0, abs=0.01)
+    limiter.acquire()
+    assert clock.now == pytest.approx(1031.0, abs=0.01)
+
+
+def test_the_window_rolls_instead_of_resetting_at_fixed_boundaries() -> None:
+    clock = FakeClock()
+    limiter = local(2, 10.0, clock=clock)
+    limiter.acquire()
+    clock.now += 9.0
+    limiter.acquire()
+    clock.now += 2.0  # 11 s after the first, 2 s after the second: one slot free
+    limiter.acquire()
+    assert clock.sleeps == []
+    limiter.acquire()
+    assert clock.now == pytest.approx(1000.0 + 9 + 10, abs=0.01)
+
+
+def test_the_burst_cap_spreads_a_cold_start_without_lowering_the_long_run_rate() -> None:
+    clock = FakeClock()
+    limiter = local(30, 30.0, burst=3, clock=clock)
+    start = clock.now
+    times = []
+    for _ in range(60):
+        limiter.acquire()
+        times.append(clock.now - start)
+    # At most 3 in any 3 s: the first three at once, then three every 3 s.
+    assert times[:3] == [0.0, 0.0, 0.0]
+    assert times[3] == pytest.approx(3.0, abs=0.01)
+    # 60 requests at 30 per 30 s need about 60 s in the long run, not more.
+    assert times[-1] == pytest.approx(57.0, abs=0.1)
+    for i in range(len(times) - 30):
+        assert times[i + 30] - times[i] >= 30.0 - 1e-6
+
+
+def test_by_default_bursts_are_capped_only_after_spotify_answered_429() -> None:
+    clock = FakeClock()
+    limiter = LocalRateLimiter(30, 30.0, margin=0.0, clock=clock, sleep=clock.sleep)
+    for _ in range(30):
+        limiter.acquire()
+    assert clock.sleeps == []  # the whole documented budget at once
+    limiter.penalize(1.0)
+    clock.now += 30.0
+    start = clock.now
+    for _ in range(6):
+        limiter.acquire()
+    # Now three at once (a tenth of 30), then three more after 3 s.
+    assert clock.now - start == pytest.approx(3.0, abs=0.01)
+    clock.now += SMOOTHING_SECONDS + 30.0
+    start = clock.now
+    for _ in range(30):
+        limiter.acquire()
+    assert clock.now == start  # the cap lapsed with time
+
+
+def test_the_default_burst_is_a_tenth_of_the_budget() -> None:
+    assert LocalRateLimiter(150).burst == 15
+    assert LocalRateLimiter(5).burst == 1
+    assert LocalRateLimiter(0).burst == 0
+
+
+def test_penalize_holds_every_caller_until_the_retry_after_has_passed() -> None:
+    clock = FakeClock()
+    limiter = local(100, clock=clock)
+    limiter.acquire()
+    limiter.penalize(7.0)
+    limiter.penalize(2.0)  # a shorter penalty never shortens the hold
+    limiter.acquire()
+    assert clock.now == pytest.approx(1007.0, abs=0.01)
+
+
+def test_an_unlimited_budget_never_waits_but_still_honours_a_penalty() -> None:
+    clock = FakeClock()
+    limiter = local(0, clock=clock)
+    for _ in range(1000):
+        limiter.acquire()
+    assert clock.sleeps == []
+    limiter.penalize(3.0)
+    limiter.acquire()
+    assert clock.now == pytest.approx(1003.0, abs=0.01)
+
+
+def test_it_raises_at_once_when_the_next_slot_is_beyond_the_timeout() -> None:
+    clock = FakeClock()
+    limiter = local(1, 30.0, clock=clock)
+    limiter.acquire()
+    with pytest.raises(RateLimiterTimeout, match="within 5 s"):
+        limiter.acquire(timeout=5.0)
+    assert clock.sleeps == []
+
+
+def test_the_margin_widens_the_window() -> None:
+    clock = FakeClock()
+    limiter = LocalRateLimiter(1, 10.0, burst=0, margin=0.5, clock=clock, sleep=clock.sleep)
+    limiter.acquire()
+    limiter.acquire()
+    assert clock.now == pytest.approx(1010.5, abs=0.01)
+
+
+def test_threads_sharing_a_local_limiter_never_exceed_the_budget_in_any_window() -> None:
+    limiter = LocalRateLimiter(10, 0.2, burst=0, margin=0.0)
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(6):
+            limiter.acquire()
+            with lock:
+                stamps.append(time.monotonic())
+
+    threads = [threading.Thread(target=worker) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stamps.sort()
+    assert len(stamps) == 30
+    for i in range(len(stamps) - 10):
+        assert stamps[i + 10] - stamps[i] >= 0.2 - 0.002
+
+
+# --- RedisRateLimiter -----------------------------------------------------------------------
+
+
+def redis_url() -> str:
+    # The helper's own Redis db when configured; otherwise unique keys in the default db.
+    return (
+        os.environ.get("SWEDIFY_TEST_REDIS_URL") or settings.REDIS_URL or "redis://127.0.0.1:6379/0"
+    )
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    name = f"test-ratelimit:{uuid.uuid4().hex}"
+    yield name
+    client = redis.Redis.from_url(redis_url())
+    client.delete(f"{name}:window", f"{name}:hold", f"{name}:smooth")
+
+
+def unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.integration
+def test_two_workers_share_one_budget_through_redis(prefix: str) -> None:
+    worker_a = RedisRateLimiter(4, 0.5, url=redis_url(), burst=0, margin=0.0, key_prefix=prefix)
+    worker_b = RedisRateLimiter(4, 0.5, url=redis_url(), burst=0, margin=0.0, key_prefix=prefix)
+    start = time.monotonic()
+    worker_a.acquire()
+    worker_a.acquire()
+    worker_b.acquire()
+    worker_b.acquire()
+    assert time.monotonic() - start < 0.2
+    worker_b.acquire()  # the fifth request of the pair waits for the first to leave the window
+    elapsed = time.monotonic() - start
+    assert 0.45 <= elapsed < 1.0
+    assert not worker_a.using_fallback
+    assert not worker_b.using_fallback
+
+
+@pytest.mark.integration
+def test_a_penalty_from_one_worker_holds_the_other(prefix: str) -> None:
+    worker_a = RedisRateLimiter(100, url=redis_url(), key_prefix=prefix)
+    worker_b = RedisRateLimiter(100, url=redis_url(), key_prefix=prefix)
+    worker_a.penalize(0.4)
+    start = time.monotonic()
+    worker_b.acquire()
+    assert 0.35 <= time.monotonic() - start < 1.0
+
+
+@pytest.mark.integration
+def test_the_redis_limiter_applies_the_burst_cap(prefix: str) -> None:
+    limiter = RedisRateLimiter(
+        20, 1.0, url=redis_url(), burst=2, smooth=SMOOTH_ALWAYS, margin=0.0, key_prefix=prefix
+    )
+    start = time.monotonic()
+    for _ in range(4):
+        limiter.acquire()
+    # Two at once, then two more after a tenth of the window.
+    assert 0.09 <= time.monotonic() - start < 0.5
+
+
+@pytest.mark.integration
+def test_a_429_seen_by_one_worker_caps_the_bursts_of_the_other(prefix: str) -> None:
+    options: dict = {"url": redis_url(), "burst": 2, "margin": 0.0, "key_prefix": prefix}
+    worker_a = RedisRateLimiter(20, 1.0, **options)
+    worker_b = RedisRateLimiter(20, 1.0, **options)
+    start = time.monotonic()
+    for _ in range(6):
+        worker_b.acquire()
+    assert time.monotonic() - start < 0.05  # no cap before any 429
+    worker_a.penalize(0.0)
+    start = time.monotonic()
+    for _ in range(2):
+        worker_b.acquire()
+    # The last two of worker_b's six were at once; two more wait a tenth of the window.
+    assert 0.08 <= time.monotonic() - start < 0.5
+
+
+@pytest.mark.integration
+def test_the_redis_limiter_times_out_clearly(prefix: str) -> None:
+    limiter = RedisRateLimiter(1, 30.0, url=redis_url(), burst=0, key_prefix=prefix)
+    limiter.acquire()
+    start = time.monotonic()
+    with pytest.raises(RateLimiterTimeout):
+        limiter.acquire(timeout=1.0)
+    assert time.monotonic() - start < 0.2
+
+
+def test_with_redis_down_it_falls_back_fast_and_still_limits(caplog) -> None:
+    url = f"redis://127.0.0.1:{unused_port()}/0"
+    limiter = RedisRateLimiter(3, 0.4, url=url, burst=0, margin=0.0)
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="genres.ratelimit"):
+        for _ in range(3):
+            limiter.acquire()
+        assert time.monotonic() - start < 0.3
+        assert limiter.using_fallback
+        limiter.acquire()
+        limiter.penalize(0.1)
+    assert 0.38 <= time.monotonic() - start < 1.0
+    warnings = [r for r in caplog.records if "Redis failed" in r.getMessage()]
+    assert len(warnings) == 1
+    start = time.monotonic()
+    limiter.acquire(timeout=5.0)  # the penalty holds even without Redis
+    assert time.monotonic() - start >= 0.05
+
+
+def test_rate_limiter_is_one_instance_per_budget_and_backend(settings) -> None:
+    ratelimit._limiters.clear()
+    settings.REDIS_URL = ""
+    settings.SPOTIFY_RATE_LIMIT = 90
+    first = rate_limiter()
+    assert isinstance(first, LocalRateLimiter)
+    assert first.limit == 90
+    assert rate_limiter() is first
+    settings.SPOTIFY_RATE_LIMIT = 0
+    assert rate_limiter() is not first
+    settings.REDIS_URL = redis_url()
+    settings.SPOTIFY_RATE_LIMIT = 90
+    shared = rate_limiter()
+    assert isinstance(shared, RedisRateLimiter)
+    assert rate_limiter() is shared
+    ratelimit._limiters.clear()

@@ -1,0 +1,248 @@
+"""Scans when things go wrong: Spotify's 429s, quotas, 5xx bursts and outages, a worker
+killed mid-scan, Redis gone. Against the sandbox over HTTP; tasks are called directly."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from genres import services, tasks
+from genres.models import Artist, LibraryTrack, Scan, ScanResult, SpotifyCallBucket
+from tests.genres.conftest import sign_in
+from tests.genres.test_scan_sandbox import (
+    assert_matches_truth,
+    route_count,
+    scan_to_end,
+    start_scan,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.integration]
+
+
+@pytest.fixture
+def small(client: Any, spotify_at_sandbox: Any, db: Any) -> Any:
+    """The test client signed in as `small` (120 tracks, 60 artists)."""
+    sign_in(client, spotify_at_sandbox, "small")
+    return client
+
+
+def artist_lookups_ok(sandbox: Any) -> int:
+    return sum(
+        1
+        for entry in sandbox.requests(limit=2000)
+        if entry["route"] == "/v1/artists/{id}" and entry["status"] == 200
+    )
+
+
+def test_short_429s_are_waited_out_and_the_scan_continues(small, spotify_at_sandbox, enqueued):
+    sandbox = spotify_at_sandbox
+    sandbox.set_faults(
+        scripted=[{"status": 429, "retry_after": 1, "count": 2, "path": "/v1/artists/*"}]
+    )
+    calls_before = sum(b.calls for b in SpotifyCallBucket.objects.all())  # the sign-in's
+
+    scan = scan_to_end(small)
+
+    assert scan["status"] == "succeeded"
+    assert sandbox.stats()["too_many_requests"] == 2
+    assert_matches_truth(small.get("/api/genres").json(), sandbox.truth("small"))
+    buckets = SpotifyCallBucket.objects.filter(endpoint="GET /artists/{id}")
+    assert sum(b.rate_limited for b in buckets) == 2
+    calls = sum(b.calls for b in SpotifyCallBucket.objects.all()) - calls_before
+    assert calls == Scan.objects.get(pk=scan["id"]).requests_made == sandbox.stats()["total"] - 1
+
+
+def test_an_exhausted_quota_pauses_the_scan_and_recovery_resumes_it_from_the_checkpoint(
+    small, spotify_at_sandbox, enqueued
+):
+    sandbox = spotify_at_sandbox
+    sandbox.set_faults(quota={"artists": 12}, quota_retry_after=36000)
+
+    paused = scan_to_end(small)
+
+    assert paused["status"] == "paused"
+    assert paused["step"] == "fetching_artists"
+    resume_at = Scan.objects.get(pk=paused["id"]).resume_at
+    assert resume_at > timezone.now() + timedelta(hours=9)
+    assert paused["resumeAt"] is not None
+    error = paused["error"]
+    assert error["error"] == "Failed to fetch artist data from Spotify"
+    assert error["details"] == "429: Too Many Requests (quota exceeded)"
+    assert error["step"] == "fetching_artists"
+    assert error["tracksFound"] == paused["tracksFound"] > 0
+    assert error["artistsToFetch"] == paused["artistsToFetch"] > 12
+    assert 0 < paused["artistsFetched"] <= 12
+    # Not due yet: recovery leaves it alone, and so does a stray delivery of the task.
+    tasks.jobs_recover()
+    assert enqueued == []
+    assert tasks.scan_run(paused["id"]) == "not-claimed"
+
+    sandbox.clear_faults()
+    Scan.objects.filter(pk=paused["id"]).update(resume_at=timezone.now() - timedelta(seconds=1))
+    tasks.jobs_recover()
+    assert enqueued == [paused["id"]]
+    tasks.scan_run(enqueued[0])
+
+    done = small.get(f"/api/scans/{paused['id']}").json()
+    assert done["status"] == "succeeded"
+    assert done["error"] is None
+    assert done["resumeAt"] is None
+    # Every artist was looked up successfully exactly once across both runs.
+    assert artist_lookups_ok(sandbox) == done["artistsToFetch"] == done["artistsFetched"]
+    assert_matches_truth(small.get("/api/genres").json(), sandbox.truth("small"))
+
+
+def test_bursts_of_5xx_are_retried_and_the_scan_succeeds(small, spotify_at_sandbox, enqueued):
+    sandbox = spotify_at_sandbox
+    sandbox.set_faults(
+        scripted=[
+            {"status": 503, "count": 2, "path": "/v1/me/tracks"},
+            {"status": 502, "count": 2, "path": "/v1/artists/*"},
+            {"status": 500, "count": 1, "path": "/v1/me"},
+        ]
+    )
+
+    scan = scan_to_end(small)
+
+    assert scan["status"] == "succeeded"
+    assert sandbox.stats()["by_status"].get("503") == 2
+    assert_matches_truth(small.get("/api/genres").json(), sandbox.truth("small"))
+
+
+def test_an_outage_fails_the_scan_with_step_info_and_keeps_the_previous_result(
+    small, spotify_at_sandbox, enqueued
+):
+    sandbox = spotify_at_sandbox
+    first = scan_to_end(small)
+    sandbox.add_likes("small", 5, new_artists=5)
+    sandbox.set_faults(scripted=[{"status": 503, "count": 1000, "path": "/v1/artists/*"}])
+
+    failed = scan_to_end(small, refresh=True)
+
+    assert failed["status"] == "failed"
+    assert failed["finishedAt"] is not None
+    error = failed["error"]
+    assert error["error"] == "Failed to fetch artist data from Spotify"
+    assert error["details"].startswith("503: ")
+    assert error["step"] == "fetching_artists"
+    assert error["tracksFound"] == failed["tracksFound"] > 0
+    assert error["artistsToFetch"] == 5
+    genres = small.get("/api/genres").json()
+    assert genres["scanId"] == first["id"]
+    assert ScanResult.objects.count() == 1
+
+
+def test_an_outage_while_reading_tracks_names_that_step(small, spotify_at_sandbox, enqueued):
+    spotify_at_sandbox.set_faults(scripted=[{"status": 502, "count": 100, "path": "/v1/me/tracks"}])
+
+    failed = scan_to_end(small)
+
+    assert failed["status"] == "failed"
+    assert failed["error"]["error"] == "Failed to fetch tracks from Spotify"
+    assert failed["error"]["step"] == "fetching_tracks"
+    assert small.get("/api/genres").json() == {"error": "No scan yet"}
+
+
+def _make_stale(scan_id: str) -> None:
+    Scan.objects.filter(pk=scan_id).update(heartbeat_at=timezone.now() - timedelta(minutes=3))
+
+
+def test_a_worker_killed_while_fetching_artists_is_taken_over_and_finishes_correctly(
+    listener, spotify_at_sandbox, enqueued, monkeypatch
+):
+    sandbox = spotify_at_sandbox
+    monkeypatch.setattr(services, "ARTIST_CHUNK", 20)
+    real_store = services.artists_store
+    chunks_stored: list[int] = []
+
+    def dying_store(artists: Any, **kwargs: Any) -> Any:
+        if isinstance(artists, dict):  # a lookup answer (harvests are lists)
+            chunks_stored.append(len(artists))
+            if len(chunks_stored) == 3:
+                raise SystemExit("worker killed")
+        return real_store(artists, **kwargs)
+
+    monkeypatch.setattr(services, "artists_store", dying_store)
+    scan_id = start_scan(listener).json()["id"]
+
+    with pytest.raises(SystemExit):
+        tasks.scan_run(scan_id)
+
+    scan = Scan.objects.get(pk=scan_id)
+    assert scan.status == Scan.Status.RUNNING
+    assert scan.artists_fetched == 40
+    # The dead worker's heartbeat is fresh: nobody may take the scan yet.
+    assert tasks.scan_run(scan_id) == "not-claimed"
+    tasks.jobs_recover()
+    assert enqueued == []
+
+    monkeypatch.setattr(services, "artists_store", real_store)
+    _make_stale(scan_id)
+    tasks.jobs_recover()
+    assert enqueued == [scan_id]
+    assert tasks.scan_run(scan_id) == "succeeded"
+
+    scan.refresh_from_db()
+    assert scan.attempts == 2
+    assert scan.artists_fetched == scan.artists_to_fetch
+    rows = LibraryTrack.objects.filter(source="liked")
+    assert rows.count() == rows.values("track_id").distinct().count() == scan.tracks_found
+    assert_matches_truth(listener.get("/api/genres").json(), sandbox.truth("listener"))
+
+
+def test_a_worker_killed_while_reading_tracks_resumes_at_the_checkpointed_page(
+    listener, spotify_at_sandbox, enqueued, monkeypatch
+):
+    sandbox = spotify_at_sandbox
+    real_save = services._ScanRun.save
+    killed: list[bool] = []
+
+    def dying_save(self: Any, **changes: Any) -> None:
+        liked = self.checkpoint["sources"].get("liked", {})
+        if liked.get("offset") == 200 and not killed:
+            killed.append(True)
+            raise SystemExit("worker killed")
+        real_save(self, **changes)
+
+    monkeypatch.setattr(services._ScanRun, "save", dying_save)
+    scan_id = start_scan(listener).json()["id"]
+    with pytest.raises(SystemExit):
+        tasks.scan_run(scan_id)
+    assert Scan.objects.get(pk=scan_id).checkpoint["sources"]["liked"]["offset"] == 150
+    sandbox.reset_stats()
+
+    _make_stale(scan_id)
+    assert tasks.scan_run(scan_id) == "succeeded"
+
+    # Pages at offsets 150..550 only: the three before the crash are not read again.
+    assert route_count(sandbox.stats(), "GET /v1/me/tracks") == 9
+    assert route_count(sandbox.stats(), "GET /v1/me") == 0
+    rows = LibraryTrack.objects.filter(source="liked")
+    assert rows.count() == rows.values("track_id").distinct().count()
+    assert_matches_truth(listener.get("/api/genres").json(), sandbox.truth("listener"))
+
+
+def test_a_scan_succeeds_with_redis_down(settings, small, spotify_at_sandbox, enqueued):
+    dead = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there
+    settings.REDIS_URL = dead
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": dead,
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": 0.25,
+                "SOCKET_TIMEOUT": 0.25,
+                "IGNORE_EXCEPTIONS": True,
+            },
+        }
+    }
+
+    scan = scan_to_end(small)
+
+    assert scan["status"] == "succeeded"
+    assert Artist.objects.count() >= scan["artistsToFetch"] > 0
+    assert_matches_truth(small.get("/api/genres").json(), spotify_at_sandbox.truth("small"))
