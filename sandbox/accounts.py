@@ -246,7 +246,13 @@ def authorize_get(sandbox: Sandbox, request: Request) -> Response:
     with sandbox.lock:
         users = list(sandbox.users.values())
     scopes = params.get("scope", "").split()
-    return html_response(200, pages.authorize_page(params, users, DEFAULT_USER, scopes))
+    # The redirect URI was validated above; Approve and Deny redirect to its origin.
+    target = urlsplit(params["redirect_uri"])
+    return html_response(
+        200,
+        pages.authorize_page(params, users, DEFAULT_USER, scopes),
+        form_target=f"{target.scheme}://{target.netloc}",
+    )
 
 
 def authorize_post(sandbox: Sandbox, request: Request) -> Response:

@@ -64,8 +64,11 @@ def api_error(status: int, message: str, reason: str | None = None, **headers: s
     return json_response(status, {"error": error}, headers)
 
 
-def html_response(status: int, page: str) -> Response:
-    headers = {"Content-Type": HTML_TYPE, "Content-Security-Policy": PAGE_POLICY}
+def html_response(status: int, page: str, *, form_target: str = "") -> Response:
+    """An HTML page. ``form_target``: an origin its form may lead to; browsers apply
+    form-action to the redirect that answers the form too (the consent page's Approve)."""
+    policy = f"{PAGE_POLICY} {form_target}" if form_target else PAGE_POLICY
+    headers = {"Content-Type": HTML_TYPE, "Content-Security-Policy": policy}
     return Response(status, page.encode("utf-8"), headers)
 
 
