@@ -5,7 +5,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from deployments.adapters import use_infrastructure
 from deployments.models import AuditEvent, Environment, PipelineRun
 from deployments.pipeline import pipeline_run_create, pipeline_run_execute
 from deployments.services import (
@@ -16,18 +15,9 @@ from deployments.services import (
     release_create,
     rollback_start,
 )
-from tests.deployments.fakes import FAST_PIPELINE, FakeInfrastructure, make_environments
+from tests.deployments.fakes import FakeInfrastructure
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def infra(settings):
-    settings.SWEDIFY_PIPELINE_OVERRIDES = FAST_PIPELINE
-    fake = FakeInfrastructure()
-    make_environments(fake)
-    with use_infrastructure(fake):
-        yield fake
 
 
 def test_a_second_deploy_is_refused_while_one_holds_the_lock(infra: FakeInfrastructure) -> None:

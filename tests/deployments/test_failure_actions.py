@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 
-from deployments.adapters import use_infrastructure
 from deployments.models import Environment, PipelineRun, Rollback
 from deployments.pipeline import (
     pipeline_run_abort,
@@ -12,18 +11,9 @@ from deployments.pipeline import (
     pipeline_run_retry,
 )
 from deployments.services import DeploymentError, release_create
-from tests.deployments.fakes import FAST_PIPELINE, FakeInfrastructure, make_environments
+from tests.deployments.fakes import FAST_PIPELINE, FakeInfrastructure
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def infra(settings):
-    settings.SWEDIFY_PIPELINE_OVERRIDES = FAST_PIPELINE
-    fake = FakeInfrastructure()
-    make_environments(fake)
-    with use_infrastructure(fake):
-        yield fake
 
 
 def start(sha: str) -> PipelineRun:

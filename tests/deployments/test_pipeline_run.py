@@ -23,15 +23,6 @@ from tests.deployments.fakes import FAST_PIPELINE, FakeInfrastructure, make_envi
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def infra(settings):
-    settings.SWEDIFY_PIPELINE_OVERRIDES = FAST_PIPELINE
-    fake = FakeInfrastructure()
-    make_environments(fake)
-    with use_infrastructure(fake):
-        yield fake
-
-
 def deploy(sha: str) -> PipelineRun:
     release = release_create(git_sha=sha, actor_name="test")
     run = pipeline_run_create(release=release, actor_name="test")
