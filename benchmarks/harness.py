@@ -6,7 +6,7 @@ process creates ``swedify_bench`` on the PostgreSQL server of ``DATABASE_URL`` (
 SQLite file when ``DATABASE_URL`` is not PostgreSQL), runs the benchmark in a child process
 whose ``DATABASE_URL`` names it (Django's settings are read once per process, and the
 dispatcher may have set Django up already), and drops it afterwards. Redis keys of the run
-carry a prefix of their own (``benchmarks.settings``) and are deleted at the end.
+carry a prefix of their own (``SWEDIFY_CACHE_PREFIX``) and are deleted at the end.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_DATABASE = "swedify_bench"
-SETTINGS_MODULE = "benchmarks.settings"
+SETTINGS_MODULE = "swedify.settings"
 # The whole child run is bounded: a hang fails the benchmark instead of blocking `make bench`.
 CHILD_TIMEOUT_SECONDS = 20 * 60
 CONNECT_TIMEOUT = 5
@@ -123,7 +123,7 @@ def child_environment(database_url: str, cache_prefix: str) -> dict[str, str]:
     env.update(
         DATABASE_URL=database_url,
         DJANGO_SETTINGS_MODULE=SETTINGS_MODULE,
-        SWEDIFY_BENCH_CACHE_PREFIX=cache_prefix,
+        SWEDIFY_CACHE_PREFIX=cache_prefix,
         SECRET_KEY=f"benchmark-{secrets.token_hex(24)}",
         PYTHONUNBUFFERED="1",
     )
@@ -200,4 +200,4 @@ def machine_line() -> str:
 
 
 def cache_prefix() -> str:
-    return os.environ.get("SWEDIFY_BENCH_CACHE_PREFIX", "swedify-bench")
+    return os.environ.get("SWEDIFY_CACHE_PREFIX", "swedify-bench")

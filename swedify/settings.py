@@ -165,7 +165,8 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "swedify",
+            # Several deployments (or a benchmark run) can share one Redis under their own.
+            "KEY_PREFIX": env_str("SWEDIFY_CACHE_PREFIX", "swedify"),
             "OPTIONS": {
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
                 "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
