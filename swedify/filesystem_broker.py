@@ -13,7 +13,7 @@ import uuid
 from time import monotonic
 from typing import Any
 
-from kombu.transport import filesystem
+from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
@@ -34,3 +34,8 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+
+def register() -> None:
+    """Make ``filesystem://`` broker URLs of this process use the atomic transport."""
+    TRANSPORT_ALIASES["filesystem"] = f"{__name__}:Transport"

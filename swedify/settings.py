@@ -221,10 +221,6 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # A task not acknowledged within this time is handed to another worker; it must be
     # longer than the longest task so a slow scan is not run twice at once.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 60 * 60}
-# kombu's own filesystem transport can hand a consumer a half-written message file.
-CELERY_BROKER_TRANSPORT = (
-    "swedify.filesystem_broker:Transport" if CELERY_BROKER_URL.startswith("filesystem://") else None
-)
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

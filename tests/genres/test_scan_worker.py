@@ -32,7 +32,10 @@ def worker_app(settings: Any) -> Iterator[Celery]:
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             yield app
     finally:
+        # start_worker made the test app the process default too: threads without a current
+        # app of their own (a live server's) would publish to its in-memory broker.
         swedify_app.set_current()
+        swedify_app.set_default()
 
 
 def wait_for(scan_id: str, timeout: float = 30) -> Scan:
