@@ -3,7 +3,6 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -12,10 +11,26 @@ from deployments.models import Environment, Release
 pytestmark = pytest.mark.django_db
 
 
-def test_release_create_records_the_head_commit(capsys) -> None:
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=settings.BASE_DIR, capture_output=True, text=True
-    ).stdout.strip()
+@pytest.fixture
+def repository(tmp_path, settings) -> str:
+    """A git repository of one commit standing in for the project's own, so the commands work
+    (and are tested) where the project is no checkout: a release export, a source tarball."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=tmp_path, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "README.md").write_text("release\n")
+    git("add", "README.md")
+    git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "first")
+    settings.BASE_DIR = tmp_path
+    return git("rev-parse", "HEAD")
+
+
+def test_release_create_records_the_head_commit(capsys, repository: str) -> None:
+    head = repository
     call_command("release_create", "--notes", "first")
     call_command("release_create", "--not-rollback-safe", "drops a column")
 
@@ -30,7 +45,7 @@ def test_release_create_records_the_head_commit(capsys) -> None:
     assert "r2 = " in capsys.readouterr().out
 
 
-def test_release_create_refuses_an_unknown_commit() -> None:
+def test_release_create_refuses_an_unknown_commit(repository: str) -> None:
     with pytest.raises(CommandError, match="git rev-parse"):
         call_command("release_create", "--sha", "no-such-branch")
 
