@@ -259,6 +259,10 @@
     setText($(".js-scan-error", element), failedOrPaused ? errorInWords(scan.error) : "");
     show($(".js-scan-failed-actions", element), scan.status === "failed");
     show($(".js-scan-done-actions", element), scan.status === "succeeded");
+    if (scan.status === "succeeded") {
+      // The library's first scan just finished: "not scanned yet" is no longer true.
+      show($(".js-library-unscanned"), false);
+    }
     body.setAttribute("data-scan-active", active ? "true" : "false");
   };
 

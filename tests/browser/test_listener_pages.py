@@ -238,6 +238,8 @@ def test_try_again_starts_a_new_scan_and_follows_it(
     )
     page.goto(f"{live_server.url}/")
     expect(page.locator(".js-scan-title")).to_have_text("Scan failed")
+    unscanned = page.get_by_text("You have not scanned your library yet")
+    expect(unscanned).to_be_visible()
     page.locator(".js-scan-retry").click()
     expect(page.locator(".js-scan-title")).to_have_text("Scan waiting to start")
     new_scan = Scan.objects.filter(user=user, status=Scan.Status.QUEUED).get()
@@ -245,3 +247,4 @@ def test_try_again_starts_a_new_scan_and_follows_it(
     Scan.objects.filter(pk=new_scan.pk).update(status=Scan.Status.SUCCEEDED, step=Scan.Step.DONE)
     expect(page.locator(".js-scan-title")).to_have_text("Scan finished")
     expect(page.locator(".js-scan-done-link")).to_be_visible()
+    expect(unscanned).to_be_hidden()
