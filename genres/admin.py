@@ -26,6 +26,7 @@ from genres.models import (
     SpotifyAccount,
     SpotifyCallBucket,
 )
+from genres.services import COUNTERS
 
 BADGE_COLOURS = {
     "queued": "#6b7280",
@@ -241,17 +242,7 @@ def spotify_calls_context(*, now: datetime | None = None) -> dict[str, Any]:
     """The numbers of the Spotify calls page, from the per-minute buckets of the last hour."""
     now = now or timezone.now()
     rows = SpotifyCallBucket.objects.filter(minute__gte=now - CALLS_WINDOW)
-    counters = (
-        "calls",
-        "ok",
-        "client_errors",
-        "server_errors",
-        "network_errors",
-        "rate_limited",
-        "quota_exceeded",
-        "total_ms",
-    )
-    totals = rows.aggregate(**{name: Sum(name) for name in counters}, max_ms=Max("max_ms"))
+    totals = rows.aggregate(**{name: Sum(name) for name in COUNTERS}, max_ms=Max("max_ms"))
     totals = {name: value or 0 for name, value in totals.items()}
     endpoints = []
     for row in rows.values("endpoint").annotate(
