@@ -12,20 +12,22 @@ and re-running a page never duplicates a row (LibraryTrack is unique per user, s
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -58,11 +60,20 @@ HEARTBEAT_EVERY = timedelta(seconds=30)
 QUEUED_STALE = timedelta(minutes=2)
 # Spotify's maximum page size for liked songs and playlist items.
 PAGE_SIZE = 50
-# Artist lookups per progress write: a few rounds of the client's concurrent lookups, so a
-# crash or a pause loses little and the page's progress moves often.
-ARTIST_CHUNK = 32
+# Pages of a full read written per transaction (with the checkpoint): enough that the writes
+# keep up with concurrent fetches, few enough that a pause or a crash re-reads little.
+PAGES_PER_WRITE = 4
+# Artists per progress write (with their store): one full batch lookup (Extended Quota) or
+# a few rounds of concurrent single lookups, so a crash or a pause loses little; the lookups
+# go on in the client's threads meanwhile.
+ARTIST_CHUNK = spotify.ARTISTS_BATCH_LIMIT
+# Artist ids per call of the client: whole batches of 50, many, since the client waits for
+# its lookups before it returns (a barrier), few enough to bound its answer (a few MB).
+ARTIST_CALL = 60 * spotify.ARTISTS_BATCH_LIMIT
 # Followed and top artists are harvested (50 full artists per request) at most this often.
 HARVEST_INTERVAL = timedelta(days=7)
+# Followed artists are written this many at a time while they are paged (bounded memory).
+HARVEST_STORE_BATCH = 500
 # Spotify call statistics are written at most this often per job (plus once at the end).
 CALL_FLUSH_SECONDS = 5.0
 # When a rate limit cannot be waited out and Spotify gave no usable Retry-After.
@@ -551,6 +562,71 @@ def scan_run(*, scan_id: Any, worker: str | None = None) -> str:
         recorder.flush()
 
 
+# PostgreSQL statements of library_rows_upsert (constants: nothing in them comes from input).
+_UPSERT_TEMP_TABLE_SQL = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS swedify_library_rows (user_id bigint, source text, "
+    'track_id text, artist_ids jsonb, added_at timestamptz, "position" integer, seen_scan uuid) '
+    "ON COMMIT DELETE ROWS"
+)
+_UPSERT_COPY_SQL = (
+    'COPY swedify_library_rows ("user_id", "source", "track_id", "artist_ids", "added_at", '
+    '"position", "seen_scan") FROM STDIN'
+)
+_UPSERT_MERGE_SQL = (
+    'INSERT INTO "genres_librarytrack" ("user_id", "source", "track_id", "artist_ids", '
+    '"added_at", "position", "seen_scan") SELECT "user_id", "source", "track_id", '
+    '"artist_ids", "added_at", "position", "seen_scan" FROM swedify_library_rows '
+    'ON CONFLICT ("user_id", "source", "track_id") DO UPDATE SET '
+    '"artist_ids" = EXCLUDED."artist_ids", "added_at" = EXCLUDED."added_at", '
+    '"position" = EXCLUDED."position", "seen_scan" = EXCLUDED."seen_scan"'
+)
+_UPSERT_CLEAR_SQL = "DELETE FROM swedify_library_rows"
+
+
+class LibraryRow(NamedTuple):
+    """The values of one LibraryTrack row: far cheaper to build than a model instance, for
+    the thousands of rows of a full read."""
+
+    user_id: int
+    source: str
+    track_id: str
+    artist_ids: list[str]
+    added_at: datetime | None
+    position: int
+    seen_scan: uuid.UUID | None
+
+    def model(self) -> LibraryTrack:
+        return LibraryTrack(**self._asdict())
+
+
+def library_rows_upsert(*, rows: Sequence[LibraryRow]) -> None:
+    """Insert library rows, or update the ones a listener already has (unique per user,
+    source and track): artist ids, added_at, position and seen_scan take the new values.
+
+    On PostgreSQL the rows are COPYed into a temporary table and merged with one INSERT ... ON
+    CONFLICT: a full read writes thousands of rows while its pages arrive, and bulk_create's
+    per-value work on this thread (about four times the CPU) held the read back.
+    """
+    if connection.vendor != "postgresql":
+        LibraryTrack.objects.bulk_create(
+            [row.model() for row in rows],
+            update_conflicts=True,
+            unique_fields=["user", "source", "track_id"],
+            update_fields=["artist_ids", "added_at", "position", "seen_scan"],
+        )
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_UPSERT_TEMP_TABLE_SQL)
+        with cursor.cursor.copy(_UPSERT_COPY_SQL) as copy:
+            for user_id, source, track_id, artist_ids, added_at, position, seen in rows:
+                copy.write_row(
+                    (user_id, source, track_id, json.dumps(artist_ids), added_at, position, seen)
+                )
+        cursor.execute(_UPSERT_MERGE_SQL)
+        # Emptied at once, not only at commit: a caller's outer transaction may upsert again.
+        cursor.execute(_UPSERT_CLEAR_SQL)
+
+
 def scan_heartbeat(*, scan_id: Any, worker: str) -> Heartbeat:
     # Race: beats only while the claim is ours; a lost claim stops the run at its next
     # progress write.
@@ -729,7 +805,7 @@ class _ScanRun:
         )
         state = {"mode": "incremental", "done": True, "total": total, "found": 0}
         with transaction.atomic():
-            LibraryTrack.objects.bulk_create(rows, ignore_conflicts=True)
+            LibraryTrack.objects.bulk_create([row.model() for row in rows], ignore_conflicts=True)
             LibrarySource.objects.filter(pk=known_source.pk).update(
                 total=total, newest_added_at=newest_at, synced_at=timezone.now()
             )
@@ -747,19 +823,15 @@ class _ScanRun:
         *,
         first_position: int,
         seen: uuid.UUID | None,
-    ) -> list[LibraryTrack]:
-        rows: dict[str, LibraryTrack] = {}
+    ) -> list[LibraryRow]:
+        rows: dict[str, LibraryRow] = {}
+        user_id = self.scan.user_id
         for position, item in enumerate(items, start=first_position):
             track_id, artist_ids = _track_of(item)
             if track_id and track_id not in rows:
-                rows[track_id] = LibraryTrack(
-                    user_id=self.scan.user_id,
-                    source=source,
-                    track_id=track_id,
-                    artist_ids=artist_ids,
-                    added_at=_added_at(item),
-                    position=position,
-                    seen_scan=seen,
+                added = _added_at(item)
+                rows[track_id] = LibraryRow(
+                    user_id, source, track_id, artist_ids, added, position, seen
                 )
         return list(rows.values())
 
@@ -775,28 +847,22 @@ class _ScanRun:
                 user_id=self.scan.user_id, source=source, defaults={"complete": False}
             )
             self.save(**self._progress())
-        while True:
-            offset = state["offset"]
-            page = fetch(offset)
-            if offset == 0:
-                state["total"] = page.total
-                first = _added_at(page.items[0]) if page.items else None
-                state["newest"] = iso(first)
-            state.setdefault("total", page.total)
-            rows = self._rows(source, page.items, first_position=offset, seen=self.scan.pk)
-            with transaction.atomic():
-                if rows:
-                    LibraryTrack.objects.bulk_create(
-                        rows,
-                        update_conflicts=True,
-                        unique_fields=["user", "source", "track_id"],
-                        update_fields=["artist_ids", "added_at", "position", "seen_scan"],
-                    )
-                state["offset"] = offset + len(page.items)
-                state["found"] = state.get("found", 0) + len(rows)
-                self.save(**self._progress())
-            if not page.items or page.next is None or state["offset"] >= page.total:
-                break
+        # Pages after the first arrive `concurrency` at a time, in order; they are written
+        # PAGES_PER_WRITE or more at a time (fewer, larger transactions keep up with the
+        # fetches), so positions and the checkpoint stay exact.
+        self.tokens.access_token()  # refresh here, not in a page thread
+        pending: list[Any] = []
+        try:
+            for run in self.client.pages_in_order(fetch, offset=state["offset"]):
+                pending.extend(run)
+                if len(pending) >= PAGES_PER_WRITE:
+                    batch, pending = pending, []
+                    self._write_pages(source, state, batch)
+        finally:
+            # Also before an error is raised: the pages that did arrive are kept.
+            if pending:
+                batch, pending = pending, []
+                self._write_pages(source, state, batch)
         with transaction.atomic():
             LibraryTrack.objects.filter(user_id=self.scan.user_id, source=source).exclude(
                 seen_scan=self.scan.pk
@@ -816,6 +882,30 @@ class _ScanRun:
             state["done"] = True
             self.save(**self._progress())
 
+    def _write_pages(self, source: str, state: dict[str, Any], pages: list[Any]) -> None:
+        """Store consecutive pages of a full read and move its checkpoint past them."""
+        offset = state["offset"]
+        merged: dict[str, LibraryRow] = {}
+        found = 0
+        for page in pages:
+            if offset == 0:
+                state["total"] = page.total
+                first = _added_at(page.items[0]) if page.items else None
+                state["newest"] = iso(first)
+            state.setdefault("total", page.total)
+            rows = self._rows(source, page.items, first_position=offset, seen=self.scan.pk)
+            # A track liked twice: the later page wins, as it would written page by page.
+            merged.update((row.track_id, row) for row in rows)
+            found += len(rows)
+            offset += len(page.items)
+        with transaction.atomic():
+            if merged:
+                library_rows_upsert(rows=list(merged.values()))
+            state["offset"] = offset
+            state["found"] = state.get("found", 0) + found
+            self.save(**self._progress())
+        self.tokens.access_token()
+
     def _artist_ids(self) -> list[str]:
         ids: dict[str, None] = {}
         for artist_ids in self._library().values_list("artist_ids", flat=True).iterator():
@@ -825,46 +915,57 @@ class _ScanRun:
 
     def fetch_artists(self) -> None:
         """Genres for every artist of the library: from the shared cache, then a harvest of
-        followed and top artists (50 per request), then one lookup per unknown artist."""
+        followed and top artists (50 per request), then the client's lookups of the unknown
+        ones (batches of 50 in Extended Quota, else one request per artist), concurrently."""
         artist_ids = self._artist_ids()
         known = artists_lookup(artist_ids)
         unknown = [a for a in artist_ids if a not in known]
         progress = self.checkpoint.setdefault("artists", {})
         if "toFetch" not in progress:
             if unknown and self._harvest_due():
-                self.harvest()
-                known = artists_lookup(unknown)
-                unknown = [a for a in unknown if a not in known]
+                # What the harvest stored is known now: no second look in the cache needed.
+                harvested = self.harvest()
+                unknown = [a for a in unknown if a not in harvested]
             progress["toFetch"] = len(unknown)
             self.save(artists_to_fetch=len(unknown), artists_fetched=0)
         to_fetch = progress["toFetch"]
         fetched = max(0, to_fetch - len(unknown))
-        for start in range(0, len(unknown), ARTIST_CHUNK):
-            chunk = unknown[start : start + ARTIST_CHUNK]
-            arrived: dict[str, Any] = {}
-            lock = threading.Lock()
+        # Answers arrive on this thread (the client's callbacks); they are written every
+        # ARTIST_CHUNK, so a pause or a crash loses little, without a barrier in the lookups.
+        arrived: dict[str, Any] = {}
 
-            def on_artist(artist: Mapping[str, Any], arrived=arrived, lock=lock) -> None:
-                # Called from the client's threads: collect only; the database is written
-                # from this thread, once per chunk.
-                if isinstance(artist.get("id"), str):
-                    with lock:
-                        arrived[artist["id"]] = artist
+        def store() -> None:
+            nonlocal fetched
+            if arrived:
+                batch = dict(arrived)
+                arrived.clear()  # a failed write is not retried by the final store()
+                artists_store(batch)
+                fetched += len(batch)
+            self.save(artists_fetched=fetched, artists_to_fetch=max(to_fetch, fetched))
 
+        def on_artist(artist: Mapping[str, Any]) -> None:
+            if isinstance(artist.get("id"), str):
+                arrived[artist["id"]] = artist
+                if len(arrived) >= ARTIST_CHUNK:
+                    store()
+                    self.tokens.access_token()
+
+        def on_missing(artist_id: str) -> None:
+            arrived[artist_id] = None  # remembered as "no genres", not asked again
+            if len(arrived) >= ARTIST_CHUNK:
+                store()
+
+        for start in range(0, len(unknown), ARTIST_CALL):
             self.tokens.access_token()  # refresh here, not in a lookup thread
             try:
-                answer = self.client.artists(chunk, on_artist=on_artist)
-            except BaseException:
-                # Keep what did arrive so a resume does not ask for it again.
-                with lock:
-                    done = dict(arrived)
-                artists_store(done)
-                fetched += len(done)
-                self.save(artists_fetched=fetched, artists_to_fetch=max(to_fetch, fetched))
-                raise
-            artists_store(answer)
-            fetched += len(answer)
-            self.save(artists_fetched=fetched, artists_to_fetch=max(to_fetch, fetched))
+                self.client.artists(
+                    unknown[start : start + ARTIST_CALL],
+                    on_artist=on_artist,
+                    on_missing=on_missing,
+                )
+            finally:
+                # Keep what did arrive (also before a pause) so a resume does not ask again.
+                store()
 
     def _harvest_due(self) -> bool:
         last = (
@@ -874,18 +975,45 @@ class _ScanRun:
         )
         return last is None or last < timezone.now() - HARVEST_INTERVAL
 
-    def harvest(self) -> None:
-        for source in (self.client.followed_artists, self.client.top_artists):
-            batch: list[Mapping[str, Any]] = []
-            for artist in source():
-                batch.append(artist)
-                if len(batch) >= 500:
-                    artists_store(batch)
-                    batch = []
-            artists_store(batch)
+    def harvest(self) -> set[str]:
+        """Followed and top artists (full, 50 a request) into the shared artist store; the
+        ids stored.
+
+        The top artists (one request per time range) are fetched in worker threads while the
+        followed ones are paged here, within the client's concurrency; every database write
+        stays on this thread.
+        """
+        self.tokens.access_token()  # refresh here, not in a harvest thread
+        ranges = spotify.TOP_ARTISTS_TIME_RANGES
+        workers = min(len(ranges), self.client.concurrency - 1)
+        stored: set[str] = set()
+        if workers < 1:
+            stored.update(self._harvest_followed())
+            stored.update(i.id for i in artists_store(list(self.client.top_artists(ranges))))
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scan-harvest") as pool:
+                top = [
+                    pool.submit(lambda r: list(self.client.top_artists((r,))), time_range)
+                    for time_range in ranges
+                ]
+                stored.update(self._harvest_followed())
+                for future in top:
+                    stored.update(info.id for info in artists_store(future.result()))
         SpotifyAccount.objects.filter(pk=self.account.pk).update(
             artists_harvested_at=timezone.now()
         )
+        return stored
+
+    def _harvest_followed(self) -> set[str]:
+        stored: set[str] = set()
+        batch: list[Mapping[str, Any]] = []
+        for artist in self.client.followed_artists():
+            batch.append(artist)
+            if len(batch) >= HARVEST_STORE_BATCH:
+                stored.update(info.id for info in artists_store(batch))
+                batch = []
+        stored.update(info.id for info in artists_store(batch))
+        return stored
 
     def _ordered_tracks(self) -> list[tuple[str, list[str]]]:
         tracks: list[tuple[str, list[str]]] = []

@@ -27,8 +27,8 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -456,6 +456,181 @@ def forget_batch_artists_memory(*, shared: bool = True) -> None:
         cache.delete(BATCH_ARTISTS_CACHE_KEY)
 
 
+# --- Bounded concurrency ----------------------------------------------------------------------
+
+# Results (pages, lookups) that may wait for the caller, in multiples of the concurrency.
+AHEAD_FACTOR = 2
+
+
+class _Pump:
+    """Runs (key, function) jobs in a pool, ``concurrency`` at a time, refilled from the
+    workers' done callbacks; the caller takes finished ones with ``take`` and acknowledges
+    each with ``handled`` (so at most ``AHEAD_FACTOR * concurrency`` are outstanding)."""
+
+    def __init__(self, jobs: Iterable[tuple[Any, Callable[[Any], Any]]], concurrency: int):
+        self._jobs = iter(jobs)
+        self._concurrency = concurrency
+        self._limit = AHEAD_FACTOR * concurrency
+        self._changed = threading.Condition(threading.RLock())
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="spotify")
+        self._finished: list[tuple[Any, Future]] = []
+        self._running = 0
+        self._outstanding = 0
+        self._exhausted = False
+        self._filling = False
+        self.failure: BaseException | None = None
+        with self._changed:
+            self._fill()
+
+    def _fill(self) -> None:
+        # Holds the lock. A done callback may run inline from submit: no nested filling.
+        if self._filling:
+            return
+        self._filling = True
+        try:
+            while (
+                self.failure is None
+                and not self._exhausted
+                and self._running < self._concurrency
+                and self._outstanding < self._limit
+            ):
+                job = next(self._jobs, None)
+                if job is None:
+                    self._exhausted = True
+                    break
+                key, function = job
+                self._running += 1
+                self._outstanding += 1
+                future = self._pool.submit(function, key)
+                future.add_done_callback(lambda done, key=key: self._done(key, done))
+        finally:
+            self._filling = False
+
+    def _done(self, key: Any, future: Future) -> None:
+        with self._changed:
+            self._running -= 1
+            self._finished.append((key, future))
+            if future.exception() is not None and self.failure is None:
+                self.failure = future.exception()
+            self._fill()
+            self._changed.notify_all()
+
+    def take(self) -> list[tuple[Any, Future]] | None:
+        """The jobs finished since the last call (waits for one); None when all are done."""
+        with self._changed:
+            while not self._finished and self._running:
+                self._changed.wait()
+            finished, self._finished = self._finished, []
+            return finished or None
+
+    def handled(self) -> None:
+        with self._changed:
+            self._outstanding -= 1
+            self._fill()
+
+    def fail(self, error: BaseException) -> None:
+        with self._changed:
+            self.failure = self.failure or error
+
+    def close(self) -> None:
+        with self._changed:
+            self._exhausted = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _PageFeed:
+    """The pages after the first one of a read, fetched ahead in a pool and handed over in
+    order (see ``SpotifyClient.pages_in_order``)."""
+
+    def __init__(
+        self, fetch: Callable[[int], Page], want: int, total: int, step: int, concurrency: int
+    ) -> None:
+        self._fetch = fetch
+        self._want = want
+        self._total = total
+        self._step = step
+        self._concurrency = concurrency
+        self._ahead = AHEAD_FACTOR * concurrency
+        self._changed = threading.Condition(threading.RLock())
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="spotify")
+        self._futures: dict[int, Future] = {}
+        self._failure: BaseException | None = None
+        self._closed = False
+        self._filling = False
+        with self._changed:
+            self._fill()
+
+    def _fill(self) -> None:
+        # Holds the lock. A done callback may run inline from submit: no nested filling.
+        if self._filling or self._closed or self._failure is not None:
+            return
+        self._filling = True
+        try:
+            running = sum(1 for future in self._futures.values() if not future.done())
+            end = min(self._total, self._want + self._ahead * self._step)
+            for candidate in range(self._want, end, self._step):
+                if running >= self._concurrency:
+                    break
+                if candidate not in self._futures:
+                    future = self._pool.submit(self._fetch, candidate)
+                    self._futures[candidate] = future
+                    running += 1
+                    future.add_done_callback(self._done)
+        finally:
+            self._filling = False
+
+    def _done(self, future: Future) -> None:
+        with self._changed:
+            mine = any(future is f for f in self._futures.values())
+            if mine and not future.cancelled() and future.exception() is not None:
+                self._failure = self._failure or future.exception()
+            self._fill()
+            self._changed.notify_all()
+
+    def next_run(self) -> tuple[list[Page], bool]:
+        """The consecutive pages that have arrived from the next wanted one (waits for it),
+        and whether the read ends with them. Raises the first error in page order."""
+        with self._changed:
+            while True:
+                self._fill()
+                future = self._futures.get(self._want)
+                if future is None:
+                    raise self._failure or AssertionError("the next page was never requested")
+                if future.done():
+                    break
+                self._changed.wait()
+            run: list[Page] = []
+            finished = False
+            while (future := self._futures.get(self._want)) is not None and future.done():
+                error = future.exception()
+                if error is not None:
+                    if not run:
+                        raise error
+                    break  # hand over what came before; raised on the next call
+                del self._futures[self._want]
+                page = future.result()
+                run.append(page)
+                self._total = page.total
+                self._want += len(page.items)
+                if _last_page(page, self._want):
+                    finished = True
+                    break
+            # Offsets off the grid of the next wanted page (after a short one) are moot.
+            for stale in [
+                o for o in self._futures if o < self._want or (o - self._want) % self._step
+            ]:
+                self._futures.pop(stale).cancel()
+            self._fill()
+            return run, finished
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            for future in self._futures.values():
+                future.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 # --- Web API --------------------------------------------------------------------------------
 
 
@@ -491,6 +666,8 @@ class SpotifyClient:
         self._session = session or _new_session(self.concurrency + 2)
         self._sleep = sleep
         self._refresh_lock = threading.Lock()
+        # Set once a batch artist lookup succeeded: later batches need no lone probe first.
+        self._batch_confirmed = False
 
     # The request loop -----------------------------------------------------------------------
 
@@ -674,99 +851,146 @@ class SpotifyClient:
         ids: Sequence[str],
         *,
         on_artist: Callable[[dict], None] | None = None,
+        on_missing: Callable[[str], None] | None = None,
     ) -> dict[str, dict | None]:
         """Full artists by id (None for unknown ids); duplicates and empty ids are ignored.
 
-        Uses the batch lookup (50 ids a request) where the app may (Extended Quota). A 403
-        on it means Development Mode: remembered for a day per process and in the shared
-        cache, and every artist is then fetched on its own, ``concurrency`` at a time.
+        Uses the batch lookup (50 ids a request, ``concurrency`` requests at a time) where the
+        app may (Extended Quota). A 403 on it means Development Mode: remembered for a day per
+        process and in the shared cache, and every artist is then fetched on its own,
+        ``concurrency`` at a time.
 
-        ``on_artist`` is called for each artist found as soon as it arrives, always on the
-        calling thread (the lookups run in worker threads, their results are handed back), so
-        it may use the caller's database connection and transaction and needs no locking.
+        ``on_artist`` is called for each artist found as soon as it arrives, and
+        ``on_missing`` with each id Spotify does not know, always on the calling thread (the
+        lookups run in worker threads, their results are handed back), so they may use the
+        caller's database connection and transaction and need no locking.
 
-        If a lookup fails (SpotifyRateLimited, SpotifyUnavailable, any error) or ``on_artist``
+        If a lookup fails (SpotifyRateLimited, SpotifyUnavailable, any error) or a callback
         raises, no new lookups start, the ones in flight finish (their artists are still
-        delivered, unless ``on_artist`` itself failed), and the first error is raised here.
+        delivered, unless a callback itself failed), and the first error is raised here.
         Artists delivered before stay delivered.
         """
         wanted = list(dict.fromkeys(i for i in ids if i))
         results: dict[str, dict | None] = {}
         if not wanted:
             return results
+
+        def deliver(artist_id: str, artist: dict | None) -> None:
+            results[artist_id] = artist
+            if artist is None:
+                if on_missing is not None:
+                    on_missing(artist_id)
+            elif on_artist is not None:
+                on_artist(artist)
+
         api_url = settings.SPOTIFY_API_URL
         if _batch_artists_available(api_url):
+            chunks = [
+                wanted[start : start + ARTISTS_BATCH_LIMIT]
+                for start in range(0, len(wanted), ARTISTS_BATCH_LIMIT)
+            ]
             try:
-                self._artists_batch(wanted[:ARTISTS_BATCH_LIMIT], results, on_artist)
+                if not self._batch_confirmed:
+                    # One batch alone first: a 403 on it must not be paid `concurrency` times.
+                    for artist_id, artist in self._artists_batch(chunks.pop(0)):
+                        deliver(artist_id, artist)
+                    self._batch_confirmed = True
+                self._bounded(
+                    ((chunk, self._artists_batch) for chunk in chunks),
+                    lambda _, answer: [deliver(a, artist) for a, artist in answer],
+                )
             except SpotifyForbidden:
                 logger.info("Batch artist lookup is forbidden (Development Mode): one by one")
+                self._batch_confirmed = False
                 _remember_batch_forbidden(api_url)
             else:
-                for start in range(ARTISTS_BATCH_LIMIT, len(wanted), ARTISTS_BATCH_LIMIT):
-                    chunk = wanted[start : start + ARTISTS_BATCH_LIMIT]
-                    self._artists_batch(chunk, results, on_artist)
                 return results
-        self._artists_one_by_one(wanted, results, on_artist)
+            wanted = [i for i in wanted if i not in results]
+        self._bounded(((i, self.artist) for i in wanted), deliver)
         return results
 
-    def _artists_batch(
-        self,
-        chunk: list[str],
-        results: dict[str, dict | None],
-        on_artist: Callable[[dict], None] | None,
-    ) -> None:
+    def _artists_batch(self, chunk: list[str]) -> list[tuple[str, dict | None]]:
+        """(id, artist or None) for each id of one batch request, in request order."""
         data = self._get("/artists", "/artists", ids=",".join(chunk))
         found = data.get("artists") if isinstance(data, dict) else None
         if not isinstance(found, list):
             found = []
         by_id = {a["id"]: a for a in found if isinstance(a, dict) and a.get("id")}
+        answer: list[tuple[str, dict | None]] = []
         for position, artist_id in enumerate(chunk):
             artist = by_id.get(artist_id)
             if artist is None and position < len(found) and isinstance(found[position], dict):
                 artist = found[position]  # a relinked id: Spotify answers in request order
-            results[artist_id] = artist
-            if artist is not None and on_artist is not None:
-                on_artist(artist)
+            answer.append((artist_id, artist))
+        return answer
 
-    def _artists_one_by_one(
+    def _bounded(
         self,
-        ids: list[str],
-        results: dict[str, dict | None],
-        on_artist: Callable[[dict], None] | None,
+        jobs: Iterable[tuple[Any, Callable[[Any], Any]]],
+        handle: Callable[[Any, Any], Any],
     ) -> None:
-        pending: dict[Future, str] = {}
-        queue = iter(ids)
-        failure: BaseException | None = None
-        deliver = on_artist is not None
-        with ThreadPoolExecutor(
-            max_workers=min(self.concurrency, len(ids)), thread_name_prefix="spotify-artists"
-        ) as pool:
+        """Runs ``function(key)`` for each (key, function) of ``jobs`` in worker threads,
+        ``concurrency`` at a time, and ``handle(key, result)`` on this thread as each ends.
+
+        A finished job is replaced at once from its worker thread, so the lookups go on while
+        this thread handles results; at most ``AHEAD_FACTOR * concurrency`` results wait.
+        A failed job stops new ones; those in flight finish and are still handled. A failed
+        ``handle`` stops new jobs and all handling. The first error is raised at the end.
+        """
+        pump = _Pump(jobs, self.concurrency)
+        handling = True
+        try:
             while True:
-                # Submit only as many as run at once, so a failure stops new work promptly.
-                while failure is None and len(pending) < self.concurrency:
-                    artist_id = next(queue, None)
-                    if artist_id is None:
-                        break
-                    pending[pool.submit(self.artist, artist_id)] = artist_id
-                if not pending:
+                finished = pump.take()
+                if finished is None:
                     break
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    artist_id = pending.pop(future)
-                    error = future.exception()
-                    if error is not None:
-                        failure = failure or error
-                        continue
-                    artist = results[artist_id] = future.result()
-                    if artist is None or not deliver:
-                        continue
-                    try:
-                        on_artist(artist)  # type: ignore[misc]
-                    except Exception as callback_error:  # noqa: BLE001 - raised below
-                        failure = failure or callback_error
-                        deliver = False
-        if failure is not None:
-            raise failure
+                for key, future in finished:
+                    if handling and future.exception() is None:
+                        try:
+                            handle(key, future.result())
+                        except Exception as callback_error:  # noqa: BLE001 - raised below
+                            pump.fail(callback_error)
+                            handling = False
+                    pump.handled()
+        finally:
+            pump.close()
+        if pump.failure is not None:
+            raise pump.failure
+
+    def pages_in_order(
+        self, fetch: Callable[[int], Page], *, offset: int = 0
+    ) -> Iterator[list[Page]]:
+        """Every page from ``offset`` to the end, in order, fetched ``concurrency`` at a time.
+
+        The first page is fetched alone: its ``total`` gives every other offset. Then up to
+        ``concurrency`` pages are in flight (a finished fetch starts the next one at once,
+        while the caller stores what it has), never further ahead than
+        ``AHEAD_FACTOR * concurrency`` pages past the first one not yet handed over, so memory
+        stays bounded however large the library. Each yield is the run of consecutive pages
+        that has arrived (one or more), so a caller may store them in one transaction. The
+        read ends as a serial one does: after a page without items or ``next``, or at
+        Spotify's total as the latest page handed over says it. A short page realigns the
+        offsets that follow it.
+
+        ``fetch`` runs in worker threads (it must not use the database). If one fails, no
+        new fetch starts, the pages before the failed one are still handed over, then the
+        first error in page order is raised. Closing the iterator early waits for the
+        fetches in flight and drops them.
+        """
+        first = fetch(offset)
+        yield [first]
+        following = offset + len(first.items)
+        if _last_page(first, following):
+            return
+        feed = _PageFeed(fetch, following, first.total, max(1, first.limit), self.concurrency)
+        try:
+            while True:
+                run, finished = feed.next_run()
+                yield run
+                if finished:
+                    return
+        finally:
+            feed.close()
 
     def followed_artists(self) -> Iterator[dict]:
         """Followed artists (full objects with genres), 50 a request, cursor paging."""
@@ -850,6 +1074,11 @@ def _segment(value: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError("a Spotify id must be a non-empty string")
     return quote(value, safe="")
+
+
+def _last_page(page: Page, following: int) -> bool:
+    """Whether a read ends after ``page`` (``following`` is the offset after it)."""
+    return not page.items or page.next is None or following >= page.total
 
 
 def _check_page(offset: int, limit: int) -> None:

@@ -199,10 +199,14 @@ def test_a_worker_killed_while_reading_tracks_resumes_at_the_checkpointed_page(
     sandbox = spotify_at_sandbox
     real_save = services._ScanRun.save
     killed: list[bool] = []
+    offsets: list[int] = []
 
     def dying_save(self: Any, **changes: Any) -> None:
-        liked = self.checkpoint["sources"].get("liked", {})
-        if liked.get("offset") == 200 and not killed:
+        # Pages are written several at a time: die at the second write that moves the read.
+        offset = self.checkpoint["sources"].get("liked", {}).get("offset", 0)
+        if offset and offset not in offsets:
+            offsets.append(offset)
+        if len(offsets) == 2 and not killed:
             killed.append(True)
             raise SystemExit("worker killed")
         real_save(self, **changes)
@@ -211,14 +215,20 @@ def test_a_worker_killed_while_reading_tracks_resumes_at_the_checkpointed_page(
     scan_id = start_scan(listener).json()["id"]
     with pytest.raises(SystemExit):
         tasks.scan_run(scan_id)
-    assert Scan.objects.get(pk=scan_id).checkpoint["sources"]["liked"]["offset"] == 150
+    liked = Scan.objects.get(pk=scan_id).checkpoint["sources"]["liked"]
+    checkpointed, total = liked["offset"], liked["total"]
+    assert checkpointed == offsets[0]
+    assert 0 < checkpointed < offsets[1] <= total
+    assert checkpointed % 50 == 0
+    assert LibraryTrack.objects.filter(source="liked").count() == liked["found"] > 0
     sandbox.reset_stats()
 
     _make_stale(scan_id)
     assert tasks.scan_run(scan_id) == "succeeded"
 
-    # Pages at offsets 150..550 only: the three before the crash are not read again.
-    assert route_count(sandbox.stats(), "GET /v1/me/tracks") == 9
+    # Only the pages from the checkpoint on: the ones written before the crash are not re-read.
+    pages_left = -(-(total - checkpointed) // 50)
+    assert route_count(sandbox.stats(), "GET /v1/me/tracks") == pages_left
     assert route_count(sandbox.stats(), "GET /v1/me") == 0
     rows = LibraryTrack.objects.filter(source="liked")
     assert rows.count() == rows.values("track_id").distinct().count()
@@ -246,3 +256,35 @@ def test_a_scan_succeeds_with_redis_down(settings, small, spotify_at_sandbox, en
     assert scan["status"] == "succeeded"
     assert Artist.objects.count() >= scan["artistsToFetch"] > 0
     assert_matches_truth(small.get("/api/genres").json(), spotify_at_sandbox.truth("small"))
+
+
+def test_a_quota_hit_while_pages_are_read_in_parallel_pauses_and_resumes_to_the_truth(
+    listener, spotify_at_sandbox, enqueued
+):
+    sandbox = spotify_at_sandbox
+    # The first page, then 8 at once of which only 4 are admitted (in any order).
+    sandbox.set_faults(quota={"library": 5}, quota_retry_after=36000)
+
+    paused = scan_to_end(listener)
+
+    assert paused["status"] == "paused"
+    assert paused["step"] == "fetching_tracks"
+    assert paused["error"]["details"] == "429: Too Many Requests (quota exceeded)"
+    liked = Scan.objects.get(pk=paused["id"]).checkpoint["sources"]["liked"]
+    # The checkpoint is the in-order prefix of admitted pages, whatever order they came in.
+    assert liked["offset"] in range(50, 251, 50)
+    rows = LibraryTrack.objects.filter(source="liked")
+    assert rows.count() == liked["found"] == paused["tracksFound"]
+    assert max(rows.values_list("position", flat=True)) < liked["offset"]
+
+    sandbox.clear_faults()
+    sandbox.reset_stats()
+    Scan.objects.filter(pk=paused["id"]).update(resume_at=timezone.now() - timedelta(seconds=1))
+    assert tasks.scan_run(paused["id"]) == "succeeded"
+
+    assert route_count(sandbox.stats(), "GET /v1/me/tracks") == (600 - liked["offset"]) // 50
+    assert rows.count() == rows.values("track_id").distinct().count()
+    done = listener.get(f"/api/scans/{paused['id']}").json()
+    assert done["status"] == "succeeded"
+    assert done["tracksTotal"] == 600
+    assert_matches_truth(listener.get("/api/genres").json(), sandbox.truth("listener"))

@@ -4,6 +4,7 @@ incremental, and the shared artist cache saves a second listener's requests."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -253,3 +254,35 @@ def test_an_empty_library_scans_to_an_empty_result(client, spotify_at_sandbox, e
     assert payload["scanId"] == again["id"]
     assert (payload["totalTracks"], payload["totalGenres"], payload["genres"]) == (0, 0, [])
     assert payload["unclassified"] == {"count": 0, "trackIds": []}
+
+
+def test_an_extended_quota_scan_sends_full_batches_and_overlaps_its_requests(
+    client, spotify_at_sandbox, enqueued
+):
+    from genres.spotify import forget_batch_artists_memory
+
+    sandbox = spotify_at_sandbox
+    spec = {"tracks": 1_000, "artists": 300, "followed_fraction": 0, "top_fraction": 0}
+    sandbox.create_user({"id": "wide", "artist_offset": 40_000, **spec})
+    sandbox.configure(extended_quota=True)
+    forget_batch_artists_memory()
+    sign_in(client, sandbox, "wide")
+    sandbox.reset_stats()
+    sandbox.set_faults(latency_ms=50)
+
+    started = time.monotonic()
+    scan = scan_to_end(client)
+    elapsed = time.monotonic() - started
+
+    assert scan["status"] == "succeeded"
+    stats = sandbox.stats()
+    truth = sandbox.truth("wide")
+    batches = -(-truth["totalArtists"] // 50)
+    # Every batch full: 1 profile + 20 pages + ceil(A/50) batches + 4 harvest requests.
+    assert route_count(stats, "GET /v1/artists") == batches
+    assert route_count(stats, "GET /v1/artists/{id}") == 0
+    assert route_count(stats, "GET /v1/me/tracks") == 20
+    assert stats["total"] == 1 + 20 + batches + 4
+    # One request at a time, the latency alone would take longer than the whole scan.
+    assert elapsed < stats["total"] * 0.05
+    assert_matches_truth(client.get("/api/genres").json(), truth)
