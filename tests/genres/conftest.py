@@ -31,6 +31,28 @@ def sandbox() -> Iterator[RunningSandbox]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def module_sandbox() -> Iterator[RunningSandbox]:
+    with running_sandbox() as running:
+        yield running
+
+
+@pytest.fixture
+def adapter_sandbox(module_sandbox: RunningSandbox, settings: Any) -> RunningSandbox:
+    """The Spotify adapter tests' sandbox: one per test module, reset before each test, with
+    Django's Spotify settings (credentials included) pointing at it."""
+    from genres.spotify import forget_batch_artists_memory
+
+    module_sandbox.reset()
+    settings.SPOTIFY_API_URL = module_sandbox.api_url
+    settings.SPOTIFY_ACCOUNTS_URL = module_sandbox.accounts_url
+    settings.SPOTIFY_CLIENT_ID = module_sandbox.client_id
+    settings.SPOTIFY_CLIENT_SECRET = module_sandbox.client_secret
+    settings.SPOTIFY_CONCURRENCY = 8
+    forget_batch_artists_memory()
+    return module_sandbox
+
+
 @pytest.fixture
 def spotify_at_sandbox(settings: Any, sandbox: RunningSandbox, monkeypatch: Any) -> Any:
     """Django's Spotify settings point at the sandbox, with a budget and backoff for tests."""

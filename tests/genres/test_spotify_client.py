@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -29,7 +28,7 @@ from genres.spotify import (
     playlist_total,
     track_of,
 )
-from sandbox.testing import RunningSandbox, running_sandbox
+from sandbox.testing import RunningSandbox
 
 pytestmark = pytest.mark.integration
 
@@ -70,22 +69,9 @@ class SandboxTokens:
             return self.tokens.access_token
 
 
-@pytest.fixture(scope="module")
-def sandbox_server() -> Iterator[RunningSandbox]:
-    with running_sandbox() as server:
-        yield server
-
-
 @pytest.fixture
-def sandbox(sandbox_server: RunningSandbox, settings) -> RunningSandbox:
-    sandbox_server.reset()
-    settings.SPOTIFY_API_URL = sandbox_server.api_url
-    settings.SPOTIFY_ACCOUNTS_URL = sandbox_server.accounts_url
-    settings.SPOTIFY_CLIENT_ID = sandbox_server.client_id
-    settings.SPOTIFY_CLIENT_SECRET = sandbox_server.client_secret
-    settings.SPOTIFY_CONCURRENCY = 8
-    forget_batch_artists_memory()
-    return sandbox_server
+def sandbox(adapter_sandbox: RunningSandbox) -> RunningSandbox:
+    return adapter_sandbox
 
 
 def client_for(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -17,30 +16,16 @@ from genres.spotify import (
     SpotifyClient,
     SpotifyRateLimited,
     SpotifyUnavailable,
-    forget_batch_artists_memory,
 )
-from sandbox.testing import RunningSandbox, running_sandbox
+from sandbox.testing import RunningSandbox
 from tests.genres.test_spotify_client import client_for, liked_artist_ids
 
 LATENCY_MS = 100
 
 
-@pytest.fixture(scope="module")
-def sandbox_server() -> Iterator[RunningSandbox]:
-    with running_sandbox() as server:
-        yield server
-
-
 @pytest.fixture
-def sandbox(sandbox_server: RunningSandbox, settings: Any) -> RunningSandbox:
-    sandbox_server.reset()
-    settings.SPOTIFY_API_URL = sandbox_server.api_url
-    settings.SPOTIFY_ACCOUNTS_URL = sandbox_server.accounts_url
-    settings.SPOTIFY_CLIENT_ID = sandbox_server.client_id
-    settings.SPOTIFY_CLIENT_SECRET = sandbox_server.client_secret
-    settings.SPOTIFY_CONCURRENCY = 8
-    forget_batch_artists_memory()
-    return sandbox_server
+def sandbox(adapter_sandbox: RunningSandbox) -> RunningSandbox:
+    return adapter_sandbox
 
 
 def offline_client(concurrency: int) -> SpotifyClient:
