@@ -193,6 +193,14 @@ def listener_forget(user: Any) -> None:
     SpotifyAccount.objects.filter(user_id=user.pk).update(artists_harvested_at=None)
 
 
+def sandbox_warm(sandbox: Any, user_id: str) -> dict[str, Any]:
+    """The sandbox's truth for the user's liked songs. Asking for it also derives every
+    track of the library in the sandbox, which keeps them: a timed scan then measures
+    Swedify and the network, not the sandbox deriving tracks on cores it shares with the
+    scan (Spotify's servers do not run on ours)."""
+    return sandbox.truth(user_id)
+
+
 def artist_cache_clear() -> None:
     """Cold cache: no artist in the database or in the (benchmark's own) cache, and the
     "batch lookup forbidden" memory forgotten."""
@@ -472,6 +480,7 @@ def phase_extended(
     try:
         spec = listener_spec(f"{prefix}-e", tracks=tracks, artists=artists, offset=offset)
         user = listener_create(sandbox, spec)
+        truth = sandbox_warm(sandbox, spec["id"])
         sandbox.set_faults(latency_ms=latency_ms)
         with fresh_limiter(0):
             run = scan_measure(sandbox, user)
@@ -479,7 +488,6 @@ def phase_extended(
         sandbox.clear_faults()
         sandbox.configure(extended_quota=False)
         artist_cache_clear()
-    truth = sandbox.truth(spec["id"])
     payload = selectors.genres_payload(user=user)
     problems = ["no result"] if payload is None else truth_mismatches(payload, truth)
     bound = extended_bound(tracks=tracks, artists=truth["totalArtists"])
@@ -570,6 +578,7 @@ def phase_concurrency(
     concurrency = int(settings.SPOTIFY_CONCURRENCY)
     spec = listener_spec(f"{prefix}-k", tracks=tracks, artists=artists, offset=offset)
     user = listener_create(sandbox, spec)
+    sandbox_warm(sandbox, spec["id"])  # both scans read a library the sandbox has derived
     sandbox.clear_faults()
     sandbox.set_faults(latency_ms=latency_ms)
     try:
@@ -583,10 +592,6 @@ def phase_concurrency(
     finally:
         sandbox.clear_faults()
     speedup = sequential.seconds / concurrent.seconds
-    lookups = concurrent.artist_lookups
-    serial = concurrent.requests - lookups
-    # Amdahl: only artist lookups run concurrently in the scan as built.
-    ceiling = concurrent.requests / (serial + math.ceil(lookups / concurrency))
     return [
         Target(
             f"concurrency {concurrency} vs 1 at {latency_ms} ms latency "
@@ -594,7 +599,7 @@ def phase_concurrency(
             f"{concurrent.seconds:.1f} s vs {sequential.seconds:.1f} s "
             f"({concurrent.requests} vs {sequential.requests} requests)",
             f"≥ {min_speedup:g}x faster",
-            f"{speedup:.2f}x (ceiling with {serial} serial requests: {ceiling:.2f}x)",
+            f"{speedup:.2f}x (at most {concurrency}x)",
             _succeeded(sequential, concurrent)
             and concurrent.requests == sequential.requests
             and speedup >= min_speedup,

@@ -19,8 +19,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -67,9 +68,6 @@ PAGES_PER_WRITE = 4
 # a few rounds of concurrent single lookups, so a crash or a pause loses little; the lookups
 # go on in the client's threads meanwhile.
 ARTIST_CHUNK = spotify.ARTISTS_BATCH_LIMIT
-# Artist ids per call of the client: whole batches of 50, many, since the client waits for
-# its lookups before it returns (a barrier), few enough to bound its answer (a few MB).
-ARTIST_CALL = 60 * spotify.ARTISTS_BATCH_LIMIT
 # Followed and top artists are harvested (50 full artists per request) at most this often.
 HARVEST_INTERVAL = timedelta(days=7)
 # Followed artists are written this many at a time while they are paged (bounded memory).
@@ -665,6 +663,12 @@ class _ScanRun:
     client: Any = None
     tokens: Any = None
     checkpoint: dict[str, Any] = field(default_factory=dict)
+    # Artist lookups run from the first page on, beside the reads (see fetch_artists).
+    lookups: Any = None
+    artists_seen: set[str] = field(default_factory=set)
+    artists_arrived: dict[str, Any] = field(default_factory=dict)
+    artists_waiting: int = 0  # asked for in this attempt, not stored yet
+    harvest_checked: bool = False
 
     def __post_init__(self) -> None:
         self.checkpoint = dict(self.scan.checkpoint or {})
@@ -707,12 +711,22 @@ class _ScanRun:
             self.save(step=Scan.Step.FETCHING_PROFILE)
             self.client.me()
             self.checkpoint["profile"] = True
-        self.save(step=Scan.Step.FETCHING_TRACKS)
-        for source in self.scan.sources:
-            self.read_source(source)
-        self.save(tracks_found=self._distinct_tracks())
-        self.save(step=Scan.Step.FETCHING_ARTISTS)
-        self.fetch_artists()
+        with self.client.artist_lookups(self._artist_answer) as self.lookups:
+            try:
+                self.save(step=Scan.Step.FETCHING_TRACKS)
+                for source in self.scan.sources:
+                    self.read_source(source)
+                self.save(tracks_found=self._distinct_tracks())
+                self.save(step=Scan.Step.FETCHING_ARTISTS)
+                self.fetch_artists()
+            except BaseException:
+                # Keep the artists that did arrive (also before a pause), so a resume does not
+                # ask for them again; a failure to store them must not hide the first error.
+                try:
+                    self._artists_store_arrived()
+                except Exception:  # noqa: BLE001 - the original error is raised
+                    logger.warning("scan %s: arrived artists not stored", self.scan.pk)
+                raise
         self.save(step=Scan.Step.AGGREGATING)
         self.finish()
 
@@ -857,12 +871,13 @@ class _ScanRun:
                 pending.extend(run)
                 if len(pending) >= PAGES_PER_WRITE:
                     batch, pending = pending, []
-                    self._write_pages(source, state, batch)
+                    self._artists_ask(self._write_pages(source, state, batch))
+                    self._artists_deliver()
         finally:
             # Also before an error is raised: the pages that did arrive are kept.
             if pending:
                 batch, pending = pending, []
-                self._write_pages(source, state, batch)
+                self._artists_ask(self._write_pages(source, state, batch))
         with transaction.atomic():
             LibraryTrack.objects.filter(user_id=self.scan.user_id, source=source).exclude(
                 seen_scan=self.scan.pk
@@ -882,8 +897,9 @@ class _ScanRun:
             state["done"] = True
             self.save(**self._progress())
 
-    def _write_pages(self, source: str, state: dict[str, Any], pages: list[Any]) -> None:
-        """Store consecutive pages of a full read and move its checkpoint past them."""
+    def _write_pages(self, source: str, state: dict[str, Any], pages: list[Any]) -> set[str]:
+        """Store consecutive pages of a full read and move its checkpoint past them; the
+        artist ids of their tracks."""
         offset = state["offset"]
         merged: dict[str, LibraryRow] = {}
         found = 0
@@ -905,6 +921,7 @@ class _ScanRun:
             state["found"] = state.get("found", 0) + found
             self.save(**self._progress())
         self.tokens.access_token()
+        return {artist_id for row in merged.values() for artist_id in row.artist_ids}
 
     def _artist_ids(self) -> list[str]:
         ids: dict[str, None] = {}
@@ -916,56 +933,81 @@ class _ScanRun:
     def fetch_artists(self) -> None:
         """Genres for every artist of the library: from the shared cache, then a harvest of
         followed and top artists (50 per request), then the client's lookups of the unknown
-        ones (batches of 50 in Extended Quota, else one request per artist), concurrently."""
-        artist_ids = self._artist_ids()
-        known = artists_lookup(artist_ids)
-        unknown = [a for a in artist_ids if a not in known]
+        ones (batches of 50 in Extended Quota, else one request per artist), concurrently.
+
+        A full read asks for its pages' unknown artists as it stores them, so most lookups
+        have run beside the reads by now; this asks for the rest (an incremental read's, or
+        those of pages an interrupted attempt stored) and waits for every answer.
+        """
+        self._artists_ask(self._artist_ids())
+        self.tokens.access_token()  # refresh here, not in a lookup thread
+        self.lookups.finish()
+        self._artists_store_arrived()
+
+    def _artists_ask(self, artist_ids: Iterable[str]) -> None:
+        """Queue the lookups of those of ``artist_ids`` that neither this scan has seen nor
+        the shared cache knows; harvest followed and top artists first if due."""
+        fresh = [a for a in artist_ids if a not in self.artists_seen]
+        if not fresh:
+            return
+        self.artists_seen.update(fresh)
+        known = artists_lookup(fresh)
+        unknown = [a for a in fresh if a not in known]
+        if not unknown:
+            return
+        with self._artists_step_on_error():
+            if not self.harvest_checked:
+                self.harvest_checked = True
+                if self._harvest_due():
+                    # What the harvest stored is known now: no second look in the cache.
+                    harvested = self.harvest()
+                    unknown = [a for a in unknown if a not in harvested]
+            self.artists_waiting += len(unknown)
+            # Written with the next save (each store, each page write).
+            self.scan.artists_to_fetch = self._artists_fetched() + self.artists_waiting
+            self.lookups.add(unknown)
+
+    @contextmanager
+    def _artists_step_on_error(self) -> Iterator[None]:
+        """An error of the artist work (it runs beside the reads) is reported as the
+        fetching_artists step's, whatever step the scan is at."""
+        try:
+            yield
+        except Exception:
+            self.scan.step = Scan.Step.FETCHING_ARTISTS
+            raise
+
+    def _artist_answer(self, artist_id: str, artist: Mapping[str, Any] | None) -> None:
+        # None: Spotify does not know the id; remembered as "no genres", not asked again.
+        self.artists_arrived[artist_id] = artist
+        if len(self.artists_arrived) >= ARTIST_CHUNK:
+            self._artists_store_arrived()
+            self.tokens.access_token()
+
+    def _artists_deliver(self) -> None:
+        """Store the lookups that have arrived, without waiting for the others."""
+        with self._artists_step_on_error():
+            self.lookups.deliver()
+        self._artists_store_arrived()
+
+    def _artists_store_arrived(self) -> None:
+        if not self.artists_arrived:
+            return
+        batch = dict(self.artists_arrived)
+        self.artists_arrived.clear()  # a failed write is not retried by a later store
+        artists_store(batch)
+        self.artists_waiting = max(0, self.artists_waiting - len(batch))
         progress = self.checkpoint.setdefault("artists", {})
-        if "toFetch" not in progress:
-            if unknown and self._harvest_due():
-                # What the harvest stored is known now: no second look in the cache needed.
-                harvested = self.harvest()
-                unknown = [a for a in unknown if a not in harvested]
-            progress["toFetch"] = len(unknown)
-            self.save(artists_to_fetch=len(unknown), artists_fetched=0)
-        to_fetch = progress["toFetch"]
-        fetched = max(0, to_fetch - len(unknown))
-        # Answers arrive on this thread (the client's callbacks); they are written every
-        # ARTIST_CHUNK, so a pause or a crash loses little, without a barrier in the lookups.
-        arrived: dict[str, Any] = {}
+        progress["fetched"] = progress.get("fetched", 0) + len(batch)
+        self._artists_progress()
 
-        def store() -> None:
-            nonlocal fetched
-            if arrived:
-                batch = dict(arrived)
-                arrived.clear()  # a failed write is not retried by the final store()
-                artists_store(batch)
-                fetched += len(batch)
-            self.save(artists_fetched=fetched, artists_to_fetch=max(to_fetch, fetched))
+    def _artists_fetched(self) -> int:
+        """Artists stored by this scan, earlier attempts included."""
+        return self.checkpoint.setdefault("artists", {}).get("fetched", 0)
 
-        def on_artist(artist: Mapping[str, Any]) -> None:
-            if isinstance(artist.get("id"), str):
-                arrived[artist["id"]] = artist
-                if len(arrived) >= ARTIST_CHUNK:
-                    store()
-                    self.tokens.access_token()
-
-        def on_missing(artist_id: str) -> None:
-            arrived[artist_id] = None  # remembered as "no genres", not asked again
-            if len(arrived) >= ARTIST_CHUNK:
-                store()
-
-        for start in range(0, len(unknown), ARTIST_CALL):
-            self.tokens.access_token()  # refresh here, not in a lookup thread
-            try:
-                self.client.artists(
-                    unknown[start : start + ARTIST_CALL],
-                    on_artist=on_artist,
-                    on_missing=on_missing,
-                )
-            finally:
-                # Keep what did arrive (also before a pause) so a resume does not ask again.
-                store()
+    def _artists_progress(self) -> None:
+        fetched = self._artists_fetched()
+        self.save(artists_fetched=fetched, artists_to_fetch=fetched + self.artists_waiting)
 
     def _harvest_due(self) -> bool:
         last = (

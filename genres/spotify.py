@@ -13,7 +13,9 @@ Callers get plain dicts and a small set of exceptions that say what to do next:
 * ``SpotifyAuthError`` (a 401 a token refresh did not cure), ``InvalidGrant`` (sign in again,
   never retry), ``SpotifyForbidden`` (403), ``SpotifyNotFound``, ``SpotifyBadRequest``.
 
-Every attempt goes through the shared rate limiter first and is reported to ``on_call``.
+Every attempt goes through the shared rate limiter first and is reported to ``on_call``. A
+client sends at most ``concurrency`` requests at once, whichever threads they come from (a
+scan's page reads and its artist lookups run side by side within that one bound).
 Settings are read when a call is made, so tests (and a sandbox) can point them elsewhere.
 """
 
@@ -27,8 +29,10 @@ import random
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -176,7 +180,8 @@ class Page:
 
 
 class TokenProvider(Protocol):
-    """Where the client gets its bearer token. Must be thread-safe (``artists`` uses threads)."""
+    """Where the client gets its bearer token. Must be thread-safe (pages and lookups run in
+    threads)."""
 
     def access_token(self) -> str:
         """A valid access token; the provider refreshes it before it expires."""
@@ -464,11 +469,12 @@ AHEAD_FACTOR = 2
 
 class _Pump:
     """Runs (key, function) jobs in a pool, ``concurrency`` at a time, refilled from the
-    workers' done callbacks; the caller takes finished ones with ``take`` and acknowledges
-    each with ``handled`` (so at most ``AHEAD_FACTOR * concurrency`` are outstanding)."""
+    workers' done callbacks; jobs may be added while others run. The caller takes finished
+    ones with ``take`` and acknowledges each with ``handled`` (so at most
+    ``AHEAD_FACTOR * concurrency`` are outstanding)."""
 
-    def __init__(self, jobs: Iterable[tuple[Any, Callable[[Any], Any]]], concurrency: int):
-        self._jobs = iter(jobs)
+    def __init__(self, concurrency: int) -> None:
+        self._queue: deque[tuple[Any, Callable[[Any], Any]]] = deque()
         self._concurrency = concurrency
         self._limit = AHEAD_FACTOR * concurrency
         self._changed = threading.Condition(threading.RLock())
@@ -476,10 +482,13 @@ class _Pump:
         self._finished: list[tuple[Any, Future]] = []
         self._running = 0
         self._outstanding = 0
-        self._exhausted = False
+        self._closed = False
         self._filling = False
         self.failure: BaseException | None = None
+
+    def add(self, jobs: Iterable[tuple[Any, Callable[[Any], Any]]]) -> None:
         with self._changed:
+            self._queue.extend(jobs)
             self._fill()
 
     def _fill(self) -> None:
@@ -490,15 +499,12 @@ class _Pump:
         try:
             while (
                 self.failure is None
-                and not self._exhausted
+                and not self._closed
+                and self._queue
                 and self._running < self._concurrency
                 and self._outstanding < self._limit
             ):
-                job = next(self._jobs, None)
-                if job is None:
-                    self._exhausted = True
-                    break
-                key, function = job
+                key, function = self._queue.popleft()
                 self._running += 1
                 self._outstanding += 1
                 future = self._pool.submit(function, key)
@@ -515,13 +521,21 @@ class _Pump:
             self._fill()
             self._changed.notify_all()
 
-    def take(self) -> list[tuple[Any, Future]] | None:
-        """The jobs finished since the last call (waits for one); None when all are done."""
+    def take(self, *, wait: bool = True) -> list[tuple[Any, Future]]:
+        """The jobs finished since the last call; with ``wait``, waits for one while any
+        runs. Empty when none has finished."""
         with self._changed:
-            while not self._finished and self._running:
+            while wait and not self._finished and self._running:
                 self._changed.wait()
             finished, self._finished = self._finished, []
-            return finished or None
+            return finished
+
+    @property
+    def idle(self) -> bool:
+        """Nothing runs, nothing waits to be taken, and nothing more will start."""
+        with self._changed:
+            stopped = self.failure is not None or self._closed or not self._queue
+            return stopped and not self._running and not self._finished
 
     def handled(self) -> None:
         with self._changed:
@@ -534,7 +548,8 @@ class _Pump:
 
     def close(self) -> None:
         with self._changed:
-            self._exhausted = True
+            self._closed = True
+            self._queue.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -631,6 +646,120 @@ class _PageFeed:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+class ArtistLookups:
+    """Artist lookups that go on in worker threads while the caller does other work (see
+    ``SpotifyClient.artist_lookups``).
+
+    ``add`` queues ids; in Extended Quota they go out 50 a request as soon as 50 are queued
+    (``finish`` sends the last, partial batch), else one request each. ``deliver`` hands
+    the answers that have arrived to ``on_answer(id, artist or None)`` on the calling thread,
+    so the callback may use the caller's database connection and needs no locking.
+
+    If a lookup fails (SpotifyRateLimited, SpotifyUnavailable, any error) or the callback
+    raises, no new lookup starts and the first error is raised by ``deliver``; ``finish``
+    first lets the lookups in flight end and delivers them (unless the callback failed).
+    Answers delivered before stay delivered. ``close`` drops what has not been delivered.
+    """
+
+    def __init__(
+        self, client: SpotifyClient, on_answer: Callable[[str, dict | None], None]
+    ) -> None:
+        self._client = client
+        self._on_answer = on_answer
+        self._pump = _Pump(client.concurrency)
+        self._asked: set[str] = set()
+        self._waiting: list[str] = []  # ids that do not yet fill a batch
+        self._batches: bool | None = None  # decided by the first add
+        self._handling = True
+
+    @property
+    def queued(self) -> int:
+        """Ids asked for so far."""
+        return len(self._asked)
+
+    def add(self, ids: Iterable[str]) -> None:
+        fresh = [i for i in dict.fromkeys(ids) if i and i not in self._asked]
+        if not fresh:
+            return
+        self._asked.update(fresh)
+        if self._batches is None:
+            self._batches = _batch_artists_available(settings.SPOTIFY_API_URL)
+        if self._batches:
+            self._waiting.extend(fresh)
+            self._send_batches(partial=False)
+        else:
+            self._pump.add((i, self._client.artist) for i in fresh)
+
+    def _send_batches(self, *, partial: bool) -> None:
+        while self._batches and (
+            len(self._waiting) >= ARTISTS_BATCH_LIMIT or (partial and self._waiting)
+        ):
+            chunk = self._waiting[:ARTISTS_BATCH_LIMIT]
+            del self._waiting[:ARTISTS_BATCH_LIMIT]
+            if self._client._batch_confirmed:
+                self._pump.add([(chunk, self._batch)])
+                continue
+            # One batch alone first: a 403 on it must not be paid `concurrency` times.
+            answer = self._batch(chunk)
+            if answer is not None:
+                self._client._batch_confirmed = True
+                self._answer(chunk, answer)
+            else:
+                self._to_single(chunk)
+
+    def _batch(self, chunk: list[str]) -> list[tuple[str, dict | None]] | None:
+        """One batch request's answers, or None when the batch lookup is forbidden."""
+        try:
+            return self._client._artists_batch(chunk)
+        except SpotifyForbidden:
+            return None
+
+    def _to_single(self, chunk: list[str]) -> None:
+        if self._batches:
+            logger.info("Batch artist lookup is forbidden (Development Mode): one by one")
+            self._batches = False
+            self._client._batch_confirmed = False
+            _remember_batch_forbidden(settings.SPOTIFY_API_URL)
+        rest, self._waiting = [*chunk, *self._waiting], []
+        self._pump.add((i, self._client.artist) for i in rest)
+
+    def _answer(self, key: Any, result: Any) -> None:
+        if isinstance(key, str):
+            self._on_answer(key, result)
+        elif result is None:
+            self._to_single(key)  # a batch forbidden after all (Extended Quota withdrawn)
+        else:
+            for artist_id, artist in result:
+                self._on_answer(artist_id, artist)
+
+    def deliver(self, *, wait: bool = False) -> None:
+        """Hands the answers that have arrived to the callback. With ``wait``, also sends the
+        partial batch and waits until every lookup has ended. Raises the first error."""
+        if wait:
+            self._send_batches(partial=True)
+        while True:
+            for key, future in self._pump.take(wait=wait):
+                if self._handling and future.exception() is None:
+                    try:
+                        self._answer(key, future.result())
+                    except Exception as callback_error:  # noqa: BLE001 - raised below
+                        self._pump.fail(callback_error)
+                        self._handling = False
+                self._pump.handled()
+            if not wait or self._pump.idle:
+                break
+        if self._pump.failure is not None:
+            raise self._pump.failure
+
+    def finish(self) -> None:
+        """Every lookup asked for, answered (see ``deliver``)."""
+        self.deliver(wait=True)
+
+    def close(self) -> None:
+        """Waits for the lookups in flight and drops their answers; starts no new ones."""
+        self._pump.close()
+
+
 # --- Web API --------------------------------------------------------------------------------
 
 
@@ -640,6 +769,7 @@ class _Attempts:
     failures: int = 0
     refreshed: bool = False
     token: str | None = None
+    started: float = 0.0  # when the latest attempt was sent
 
 
 class SpotifyClient:
@@ -666,6 +796,7 @@ class SpotifyClient:
         self._session = session or _new_session(self.concurrency + 2)
         self._sleep = sleep
         self._refresh_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.concurrency)
         # Set once a batch artist lookup succeeded: later batches need no lone probe first.
         self._batch_confirmed = False
 
@@ -688,29 +819,9 @@ class SpotifyClient:
             token = state.token or self._tokens.access_token()
             state.token = None
             try:
-                self._limiter.acquire(LIMITER_TIMEOUT)
-            except RateLimiterTimeout as error:
-                # The shared budget is exhausted for minutes: pause like a long 429 would.
-                raise SpotifyRateLimited(
-                    str(error),
-                    retry_after=MAX_INLINE_WAIT,
-                    quota=False,
-                    reason="LIMITER_TIMEOUT",
-                    endpoint=endpoint,
-                ) from error
-            started = time.monotonic()
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=body,
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                    allow_redirects=False,
-                )
+                response = self._send(state, method, url, params, body, token, endpoint)
             except requests.RequestException as error:
-                _report(self._on_call, _record(method, endpoint, 0, started, None, None))
+                _report(self._on_call, _record(method, endpoint, 0, state.started, None, None))
                 self._failed(
                     state,
                     method,
@@ -726,7 +837,7 @@ class SpotifyClient:
             retry_after = _retry_after(response) if status == 429 else None
             _report(
                 self._on_call,
-                _record(method, endpoint, status, started, retry_after, reason),
+                _record(method, endpoint, status, state.started, retry_after, reason),
             )
             if 200 <= status < 300:
                 if status == 204 or not response.content:
@@ -749,6 +860,42 @@ class SpotifyClient:
                 self._failed(state, method, endpoint, message, status, reason, None)
                 continue
             raise _status_error(status, message, reason, endpoint)
+
+    def _send(
+        self,
+        state: _Attempts,
+        method: str,
+        url: str,
+        params: dict[str, Any] | None,
+        body: dict | None,
+        token: str,
+        endpoint: str,
+    ) -> requests.Response:
+        """One HTTP request within this client's concurrency and the shared budget."""
+        # Every thread's requests share the slots: a scan's page reads and artist lookups
+        # running side by side stay within `concurrency` requests in flight together.
+        with self._slots:
+            try:
+                self._limiter.acquire(LIMITER_TIMEOUT)
+            except RateLimiterTimeout as error:
+                # The shared budget is exhausted for minutes: pause like a long 429 would.
+                raise SpotifyRateLimited(
+                    str(error),
+                    retry_after=MAX_INLINE_WAIT,
+                    quota=False,
+                    reason="LIMITER_TIMEOUT",
+                    endpoint=endpoint,
+                ) from error
+            state.started = time.monotonic()
+            return self._session.request(
+                method,
+                url,
+                params=params,
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                allow_redirects=False,
+            )
 
     def _refresh_after_401(self, rejected: str) -> str:
         # Threads that got a 401 for the same token refresh it once between them.
@@ -861,21 +1008,13 @@ class SpotifyClient:
         ``concurrency`` at a time.
 
         ``on_artist`` is called for each artist found as soon as it arrives, and
-        ``on_missing`` with each id Spotify does not know, always on the calling thread (the
-        lookups run in worker threads, their results are handed back), so they may use the
-        caller's database connection and transaction and need no locking.
-
-        If a lookup fails (SpotifyRateLimited, SpotifyUnavailable, any error) or a callback
-        raises, no new lookups start, the ones in flight finish (their artists are still
-        delivered, unless a callback itself failed), and the first error is raised here.
-        Artists delivered before stay delivered.
+        ``on_missing`` with each id Spotify does not know, always on the calling thread.
+        Errors as ``ArtistLookups.finish``: the first is raised after the lookups in flight
+        ended; artists delivered before stay delivered.
         """
-        wanted = list(dict.fromkeys(i for i in ids if i))
         results: dict[str, dict | None] = {}
-        if not wanted:
-            return results
 
-        def deliver(artist_id: str, artist: dict | None) -> None:
+        def answer(artist_id: str, artist: dict | None) -> None:
             results[artist_id] = artist
             if artist is None:
                 if on_missing is not None:
@@ -883,31 +1022,21 @@ class SpotifyClient:
             elif on_artist is not None:
                 on_artist(artist)
 
-        api_url = settings.SPOTIFY_API_URL
-        if _batch_artists_available(api_url):
-            chunks = [
-                wanted[start : start + ARTISTS_BATCH_LIMIT]
-                for start in range(0, len(wanted), ARTISTS_BATCH_LIMIT)
-            ]
-            try:
-                if not self._batch_confirmed:
-                    # One batch alone first: a 403 on it must not be paid `concurrency` times.
-                    for artist_id, artist in self._artists_batch(chunks.pop(0)):
-                        deliver(artist_id, artist)
-                    self._batch_confirmed = True
-                self._bounded(
-                    ((chunk, self._artists_batch) for chunk in chunks),
-                    lambda _, answer: [deliver(a, artist) for a, artist in answer],
-                )
-            except SpotifyForbidden:
-                logger.info("Batch artist lookup is forbidden (Development Mode): one by one")
-                self._batch_confirmed = False
-                _remember_batch_forbidden(api_url)
-            else:
-                return results
-            wanted = [i for i in wanted if i not in results]
-        self._bounded(((i, self.artist) for i in wanted), deliver)
+        with self.artist_lookups(answer) as lookups:
+            lookups.add(ids)
+            lookups.finish()
         return results
+
+    @contextmanager
+    def artist_lookups(
+        self, on_answer: Callable[[str, dict | None], None]
+    ) -> Iterator[ArtistLookups]:
+        """Lookups that run while the caller goes on (``ArtistLookups``); closed on exit."""
+        lookups = ArtistLookups(self, on_answer)
+        try:
+            yield lookups
+        finally:
+            lookups.close()
 
     def _artists_batch(self, chunk: list[str]) -> list[tuple[str, dict | None]]:
         """(id, artist or None) for each id of one batch request, in request order."""
@@ -923,39 +1052,6 @@ class SpotifyClient:
                 artist = found[position]  # a relinked id: Spotify answers in request order
             answer.append((artist_id, artist))
         return answer
-
-    def _bounded(
-        self,
-        jobs: Iterable[tuple[Any, Callable[[Any], Any]]],
-        handle: Callable[[Any, Any], Any],
-    ) -> None:
-        """Runs ``function(key)`` for each (key, function) of ``jobs`` in worker threads,
-        ``concurrency`` at a time, and ``handle(key, result)`` on this thread as each ends.
-
-        A finished job is replaced at once from its worker thread, so the lookups go on while
-        this thread handles results; at most ``AHEAD_FACTOR * concurrency`` results wait.
-        A failed job stops new ones; those in flight finish and are still handled. A failed
-        ``handle`` stops new jobs and all handling. The first error is raised at the end.
-        """
-        pump = _Pump(jobs, self.concurrency)
-        handling = True
-        try:
-            while True:
-                finished = pump.take()
-                if finished is None:
-                    break
-                for key, future in finished:
-                    if handling and future.exception() is None:
-                        try:
-                            handle(key, future.result())
-                        except Exception as callback_error:  # noqa: BLE001 - raised below
-                            pump.fail(callback_error)
-                            handling = False
-                    pump.handled()
-        finally:
-            pump.close()
-        if pump.failure is not None:
-            raise pump.failure
 
     def pages_in_order(
         self, fetch: Callable[[int], Page], *, offset: int = 0

@@ -146,6 +146,32 @@ def test_an_outage_while_reading_tracks_names_that_step(small, spotify_at_sandbo
     assert small.get("/api/genres").json() == {"error": "No scan yet"}
 
 
+def test_an_artist_outage_while_pages_are_still_read_names_the_artists_step(
+    client, spotify_at_sandbox, enqueued
+):
+    # Lookups start with the first pages; one that fails ends the scan before the read does.
+    sandbox = spotify_at_sandbox
+    spec = {"tracks": 2_000, "artists": 300, "followed_fraction": 0, "top_fraction": 0}
+    sandbox.create_user({"id": "long", "artist_offset": 45_000, **spec})
+    sign_in(client, sandbox, "long")
+    sandbox.set_faults(
+        latency_ms=20, scripted=[{"status": 503, "count": 10_000, "path": "/v1/artists/*"}]
+    )
+
+    failed = scan_to_end(client)
+
+    assert failed["status"] == "failed"
+    error = failed["error"]
+    assert error["error"] == "Failed to fetch artist data from Spotify"
+    assert error["step"] == "fetching_artists"
+    assert error["details"].startswith("503: ")
+    assert 0 < error["tracksFound"] < 2_000  # the read had not finished
+    assert error["artistsToFetch"] > 0
+    liked = Scan.objects.get(pk=failed["id"]).checkpoint["sources"]["liked"]
+    assert liked["done"] is False
+    assert LibraryTrack.objects.filter(source="liked").count() == liked["found"]
+
+
 def _make_stale(scan_id: str) -> None:
     Scan.objects.filter(pk=scan_id).update(heartbeat_at=timezone.now() - timedelta(minutes=3))
 
@@ -173,7 +199,10 @@ def test_a_worker_killed_while_fetching_artists_is_taken_over_and_finishes_corre
 
     scan = Scan.objects.get(pk=scan_id)
     assert scan.status == Scan.Status.RUNNING
-    assert scan.artists_fetched == 40
+    # Progress counts exactly the stores that happened before the worker died: at most a
+    # chunk each (a page write also stores what has arrived by then).
+    assert all(0 < size <= 20 for size in chunks_stored)
+    assert scan.artists_fetched == sum(chunks_stored[:2])
     # The dead worker's heartbeat is fresh: nobody may take the scan yet.
     assert tasks.scan_run(scan_id) == "not-claimed"
     tasks.jobs_recover()

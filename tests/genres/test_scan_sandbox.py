@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from genres import tasks
+from genres import services, tasks
 from genres.models import Artist, LibrarySource, LibraryTrack, Scan, ScanResult
 from tests.genres.conftest import sign_in
 
@@ -257,11 +257,20 @@ def test_an_empty_library_scans_to_an_empty_result(client, spotify_at_sandbox, e
 
 
 def test_an_extended_quota_scan_sends_full_batches_and_overlaps_its_requests(
-    client, spotify_at_sandbox, enqueued
+    client, spotify_at_sandbox, enqueued, monkeypatch
 ):
     from genres.spotify import forget_batch_artists_memory
 
     sandbox = spotify_at_sandbox
+    real_save = services._ScanRun.save
+    progress: list[tuple[str, int, int, int]] = []
+
+    def noting_save(self: Any, **changes: Any) -> None:
+        real_save(self, **changes)
+        scan = self.scan
+        progress.append((scan.step, scan.tracks_found, scan.artists_fetched, scan.artists_to_fetch))
+
+    monkeypatch.setattr(services._ScanRun, "save", noting_save)
     spec = {"tracks": 1_000, "artists": 300, "followed_fraction": 0, "top_fraction": 0}
     sandbox.create_user({"id": "wide", "artist_offset": 40_000, **spec})
     sandbox.configure(extended_quota=True)
@@ -286,3 +295,12 @@ def test_an_extended_quota_scan_sends_full_batches_and_overlaps_its_requests(
     # One request at a time, the latency alone would take longer than the whole scan.
     assert elapsed < stats["total"] * 0.05
     assert_matches_truth(client.get("/api/genres").json(), truth)
+    # The lookups ran beside the reads: artists were stored while pages were still read.
+    reading = [p for p in progress if p[0] == "fetching_tracks"]
+    assert any(fetched > 0 and found < 1_000 for _, found, fetched, _ in reading)
+    fetched = [p[2] for p in progress]
+    to_fetch = [p[3] for p in progress]
+    assert fetched == sorted(fetched)
+    assert to_fetch == sorted(to_fetch)
+    assert all(f <= t for f, t in zip(fetched, to_fetch, strict=True))
+    assert fetched[-1] == to_fetch[-1] == truth["totalArtists"]

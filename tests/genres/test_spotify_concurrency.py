@@ -6,8 +6,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 
 from genres.ratelimit import LocalRateLimiter
 from genres.spotify import (
@@ -240,3 +243,93 @@ def test_a_batch_forbidden_midway_falls_back_to_single_lookups_for_the_rest(sand
     routes = sandbox.stats()["by_route"]
     assert routes["GET /v1/artists"] == 3
     assert routes["GET /v1/artists/{id}"] == 150
+
+
+# --- Lookups beside a read ------------------------------------------------------------------
+
+
+class CountingSession(requests.Session):
+    """A requests session that notes each request's path in order and the most in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self._lock = threading.Lock()
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        with self._lock:
+            self.paths.append(urlsplit(url).path)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return super().request(method, url, *args, **kwargs)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+def test_lookups_beside_a_read_share_one_bound_and_send_only_full_batches(sandbox) -> None:
+    sandbox.configure(extended_quota=True)
+    session = CountingSession()
+    client, _ = client_for(sandbox, concurrency=4, session=session)
+    answers: dict[str, dict | None] = {}
+    asked: dict[str, None] = {}
+    sandbox.set_faults(latency_ms=30)
+
+    with client.artist_lookups(answers.__setitem__) as lookups:
+        for run in client.pages_in_order(lambda o: client.liked_page(offset=o)):
+            for page in run:
+                for item in page.items:
+                    for artist in (item["track"] or {}).get("artists", []):
+                        if artist.get("id"):
+                            asked[artist["id"]] = None
+                            lookups.add([artist["id"]])
+            lookups.deliver()
+        last_page = max(i for i, path in enumerate(session.paths) if path.endswith("/tracks"))
+        lookups.finish()
+
+    assert len(asked) > 100
+    assert sorted(answers) == sorted(asked)
+    assert all(answers[i] and answers[i]["id"] == i for i in asked)
+    # Batches went out while pages were still read, 50 ids each but the last.
+    first_batch = session.paths.index("/v1/artists")
+    assert first_batch < last_page
+    assert sandbox.stats()["by_route"]["GET /v1/artists"] == -(-len(asked) // 50)
+    # Pages and lookups together: never more than the client's concurrency in flight.
+    assert session.most_in_flight == 4
+
+
+def test_deliver_does_not_wait_for_lookups_in_flight(sandbox) -> None:
+    client, _ = client_for(sandbox, concurrency=4)
+    ids = liked_artist_ids(client, 1)[:8]
+    client.artists(ids[:1])  # learn Development Mode: single lookups from here on
+    answers: dict[str, dict | None] = {}
+    sandbox.set_faults(latency_ms=400)
+
+    with client.artist_lookups(answers.__setitem__) as lookups:
+        lookups.add(ids)
+        started = time.monotonic()
+        lookups.deliver()
+        assert time.monotonic() - started < 0.2  # half a latency: it did not wait
+        assert answers == {}
+        lookups.finish()
+
+    assert sorted(answers) == sorted(ids)
+
+
+def test_closing_lookups_drops_the_answers_not_delivered(sandbox) -> None:
+    client, _ = client_for(sandbox, concurrency=2)
+    ids = liked_artist_ids(client, 1)[:6]
+    client.artists(ids[:1])  # Development Mode
+    answers: dict[str, dict | None] = {}
+    sandbox.set_faults(latency_ms=100)
+
+    with client.artist_lookups(answers.__setitem__) as lookups:
+        lookups.add(ids)
+    sandbox.clear_faults()
+
+    assert answers == {}
+    # The two in flight finished; nothing new started after the close.
+    assert sandbox.stats()["by_route"]["GET /v1/artists/{id}"] <= 1 + 2
