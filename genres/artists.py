@@ -9,7 +9,6 @@ cutover (operations.md, "The overlap window").
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -164,52 +162,22 @@ def artists_store(
     }
     if not infos:
         return []
-    ordered = list(infos.values())
     # In id order: two scans storing the same artists lock their rows in the same order.
-    for chunk in _chunks(sorted(ordered, key=lambda info: info.id)):
-        _artists_upsert(chunk)
+    ordered = sorted(infos.values(), key=lambda info: info.id)
+    for start in range(0, len(ordered), BATCH):
+        Artist.objects.bulk_create(
+            [
+                Artist(
+                    spotify_id=info.id,
+                    name=info.name,
+                    genres=list(info.genres),
+                    fetched_at=info.fetched_at,
+                )
+                for info in ordered[start : start + BATCH]
+            ],
+            update_conflicts=True,
+            unique_fields=["spotify_id"],
+            update_fields=["name", "genres", "fetched_at"],
+        )
     _cache_set_many(ordered)
     return ordered
-
-
-# One statement for a chunk of artists on PostgreSQL: the ids, names, genres (JSON text) and
-# fetch times travel as four arrays (a constant: nothing of the input is in the SQL).
-_UPSERT_SQL = (
-    'INSERT INTO "genres_artist" ("spotify_id", "name", "genres", "fetched_at") '
-    "SELECT i, n, g::jsonb, f FROM unnest(%s::text[], %s::text[], %s::text[], "
-    "%s::timestamptz[]) AS t(i, n, g, f) "
-    'ON CONFLICT ("spotify_id") DO UPDATE SET "name" = EXCLUDED."name", '
-    '"genres" = EXCLUDED."genres", "fetched_at" = EXCLUDED."fetched_at"'
-)
-
-
-def _artists_upsert(infos: list[ArtistInfo]) -> None:
-    """Insert or update the ``Artist`` rows of ``infos`` (unique ids). On PostgreSQL one
-    statement with array parameters: the ORM's bulk upsert spent several times the CPU on
-    the worker's thread per artist, while a scan's lookups kept arriving."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _UPSERT_SQL,
-                [
-                    [info.id for info in infos],
-                    [info.name for info in infos],
-                    [json.dumps(list(info.genres)) for info in infos],
-                    [info.fetched_at for info in infos],
-                ],
-            )
-        return
-    Artist.objects.bulk_create(
-        [
-            Artist(
-                spotify_id=info.id,
-                name=info.name,
-                genres=list(info.genres),
-                fetched_at=info.fetched_at,
-            )
-            for info in infos
-        ],
-        update_conflicts=True,
-        unique_fields=["spotify_id"],
-        update_fields=["name", "genres", "fetched_at"],
-    )
