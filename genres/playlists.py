@@ -17,6 +17,9 @@ been applied, so these are what "never twice" rests on):
 - Only one playlist job per listener runs at a time, so two jobs never fill one playlist at
   once (a second job waits, ``queued``, until the first finishes or its worker is presumed
   dead).
+- A playlist the listener deleted in Spotify (it is gone from their playlists: Spotify keeps
+  it for its owner, invisible) is not filled again: the genre gets a new playlist, through
+  the same pending-create steps as a first one.
 
 "Unclassified" is a valid genre target when the scan found tracks without a genre (and no real
 genre of that name exists): it makes a playlist of those tracks.
@@ -79,6 +82,9 @@ BUSY_RETRY_SECONDS = 15
 MAX_AMBIGUOUS_WRITES = 3
 # How many of the listener's recent jobs are searched for what a crashed create had seen.
 RECONCILE_JOB_LOOKBACK = 20
+# A playlist made this recently counts as the listener's even if their playlists do not list
+# it yet (listings may lag behind a create): only an older one missing there was deleted.
+DELETED_AFTER = timedelta(minutes=10)
 
 # What playlist_job_run did.
 RUN_FINISHED = "finished"
@@ -545,34 +551,54 @@ class _JobRun:
         entry = self.entry(genre, len(targets))
         name = playlist_name(self.job.name_pattern, genre)
         row = GenrePlaylist.objects.filter(user=self.job.user, genre=genre).first()
-        if row is not None and row.playlist_id:
+        if row is not None and row.playlist_id and not self.deleted_by_listener(row):
             status = "created" if entry["status"] == "created" else "updated"
             self.fill(entry, row.playlist_id, row.url, targets, status)
             return
-        if row is not None:
+        if row is not None and not row.playlist_id:
             # A create may have been sent before a crash or an ambiguous answer.
             found = self.reconcile(row, entry)
             if found is not None:
                 self.adopt(row, found)
                 self.fill(entry, row.playlist_id, row.url, targets, "created")
                 return
-        else:
-            others = self.own_named(name)
-            if others and self.job.skip_duplicates:
-                other = others[0]
-                entry.update(
-                    status="skipped",
-                    playlistId=other["id"],
-                    url=_url(other),
-                    tracksAdded=0,
-                    error=None,
-                    reason=f'a playlist named "{name}" already exists',
-                    _done=True,
-                )
-                self.persist()
-                return
+        elif self.skipped_as_duplicate(entry, name):
+            return
         row = self.create(row, genre, name, entry)
         self.fill(entry, row.playlist_id, row.url, targets, "created")
+
+    def skipped_as_duplicate(self, entry: dict[str, Any], name: str) -> bool:
+        """With ``skipDuplicates``, a playlist of the listener's own with the name the new
+        one would get skips the genre."""
+        others = self.own_named(name)
+        if not others or not self.job.skip_duplicates:
+            return False
+        other = others[0]
+        entry.update(
+            status="skipped",
+            playlistId=other["id"],
+            url=_url(other),
+            tracksAdded=0,
+            error=None,
+            reason=f'a playlist named "{name}" already exists',
+            _done=True,
+        )
+        self.persist()
+        return True
+
+    def deleted_by_listener(self, row: GenrePlaylist) -> bool:
+        """Swedify's playlist for the genre is gone from the listener's playlists."""
+        if row.updated_at > timezone.now() - DELETED_AFTER:
+            return False
+        if any(p and p.get("id") == row.playlist_id for p in self.playlists()):
+            return False
+        logger.info(
+            "playlist job %s: the listener deleted playlist %s (genre %r); making a new one",
+            self.job.pk,
+            row.playlist_id,
+            row.genre,
+        )
+        return True
 
     # -- playlists -----------------------------------------------------------------------
 
@@ -663,9 +689,12 @@ class _JobRun:
             except IntegrityError:
                 # Only if a job outside the one-per-listener rule made it meanwhile.
                 raise _GenreFailed("another job is creating this playlist; try again") from None
+        # A playlist the listener deleted is forgotten here: the row is a pending create now.
         row.name = name
         row.pending_since = now
-        row.save(update_fields=["name", "pending_since", "updated_at"])
+        row.playlist_id = ""
+        row.url = ""
+        row.save(update_fields=["name", "pending_since", "playlist_id", "url", "updated_at"])
         return row
 
     def fill(

@@ -167,6 +167,13 @@ def add_playlist(sandbox: Sandbox, request: Request, params: tuple[str, ...]) ->
     return json_response(201, playlist_summary(playlist))
 
 
+def delete_playlist(sandbox: Sandbox, request: Request, params: tuple[str, ...]) -> Response:
+    user = _user(sandbox, params[0])
+    if not sandbox.delete_playlist(user, params[1]):
+        raise ControlError(404, f"{params[0]!r} has no playlist {params[1]!r}")
+    return json_response(200, {"deleted": params[1]})
+
+
 def truth(sandbox: Sandbox, request: Request, params: tuple[str, ...]) -> Response:
     """The genres a correct scan of ``sources`` (default: liked songs) must report."""
     user = _user(sandbox, params[0])
@@ -263,6 +270,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", _USER + "/likes", add_likes),
     ("GET", _USER + "/playlists", list_playlists),
     ("POST", _USER + "/playlists", add_playlist),
+    ("DELETE", _USER + r"/playlists/([A-Za-z0-9]{1,64})", delete_playlist),
     ("GET", _USER + "/truth", truth),
     ("POST", _USER + "/tokens", issue_token),
     ("POST", _USER + "/tokens/expire", expire_tokens),

@@ -252,6 +252,15 @@ class Sandbox:
             playlist.version += 1
             return playlist.snapshot_id
 
+    def delete_playlist(self, user: User, playlist_id: str) -> bool:
+        """The user deletes a playlist in the Spotify app: it leaves their playlists. Like
+        Spotify, the playlist itself stays (its owner can still read and add to it)."""
+        with self.lock:
+            if playlist_id not in user.playlist_ids:
+                return False
+            user.playlist_ids.remove(playlist_id)
+            return True
+
     def user_playlists(self, user: User) -> list[Playlist]:
         with self.lock:
             return [self.playlists[pid] for pid in user.playlist_ids if pid in self.playlists]

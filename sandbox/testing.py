@@ -87,6 +87,9 @@ class SandboxClient:
     def playlists(self, user_id: str) -> list[dict[str, Any]]:
         return self.control("GET", f"users/{user_id}/playlists")["playlists"]
 
+    def delete_playlist(self, user_id: str, playlist_id: str) -> dict[str, Any]:
+        return self.control("DELETE", f"users/{user_id}/playlists/{playlist_id}")
+
     def truth(self, user_id: str, sources: Sequence[str] = ("liked",)) -> dict[str, Any]:
         return self.control("GET", f"users/{user_id}/truth?sources={','.join(sources)}")
 

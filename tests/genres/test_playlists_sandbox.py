@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from genres.models import GenrePlaylist, PlaylistJob, SpotifyAccount
 from genres.playlists import RUN_FINISHED, playlist_job_json, playlist_job_run, playlist_job_start
@@ -369,3 +371,59 @@ def test_the_celery_task_runs_a_job_with_the_listeners_stored_tokens(listener):
     assert job.status == PlaylistJob.Status.SUCCEEDED
     assert listener.items_of(f"{genre} (from Likes)") == listener.genres[genre]
     assert playlist_job_run_task(str(job.pk)) == "not_claimed"
+
+
+def _age(genre: str, minutes: int) -> None:
+    """Makes Swedify's playlist for the genre look made ``minutes`` ago."""
+    when = timezone.now() - timedelta(minutes=minutes)
+    assert GenrePlaylist.objects.filter(genre=genre).update(updated_at=when) == 1
+
+
+def test_a_playlist_the_listener_deleted_is_made_again_not_filled_unseen(listener, sandbox):
+    genre = listener.top(1)[0]
+    name = f"{genre} (from Likes)"
+    first = results(listener.run(genres=[genre]))[genre]
+    _age(genre, 60)
+    sandbox.delete_playlist(listener.id, first["playlistId"])
+    assert listener.named(name) == []
+
+    again = listener.run(genres=[genre])
+
+    result = results(again)[genre]
+    assert result["status"] == "created"
+    assert result["playlistId"] != first["playlistId"]
+    (playlist,) = listener.named(name)
+    assert playlist["id"] == result["playlistId"]
+    assert listener.items_of(name) == listener.genres[genre]
+    assert result["tracksAdded"] == result["tracksTotal"] == len(listener.genres[genre])
+    assert GenrePlaylist.objects.get(genre=genre).playlist_id == playlist["id"]
+    # Once made again, it is filled as before.
+    assert results(listener.run(genres=[genre]))[genre]["status"] == "skipped"
+    assert len(listener.named(name)) == 1
+
+
+def test_a_deleted_playlist_with_a_same_name_one_of_the_listener_is_skipped(listener, sandbox):
+    genre = listener.top(1)[0]
+    first = results(listener.run(genres=[genre]))[genre]
+    _age(genre, 60)
+    sandbox.delete_playlist(listener.id, first["playlistId"])
+    theirs = sandbox.add_playlist(listener.id, name=f"{genre} (from Likes)", tracks=3)
+
+    result = results(listener.run(genres=[genre], skip_duplicates=True))[genre]
+
+    assert result["status"] == "skipped"
+    assert result["playlistId"] == theirs["id"]
+    assert [p["id"] for p in listener.playlists()] == [theirs["id"]]
+
+
+def test_a_playlist_made_minutes_ago_is_filled_even_when_the_listing_lacks_it(listener, sandbox):
+    # Listings may lag behind a create: a young playlist is never taken for deleted.
+    genre = listener.top(1)[0]
+    first = results(listener.run(genres=[genre]))[genre]
+    sandbox.delete_playlist(listener.id, first["playlistId"])
+
+    result = results(listener.run(genres=[genre]))[genre]
+
+    assert result["playlistId"] == first["playlistId"]
+    assert result["status"] == "skipped"
+    assert listener.playlists() == []  # nothing new was made

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sandbox.testing import RunningSandbox, running_sandbox
+import pytest
+
+from sandbox.testing import RunningSandbox, SandboxError, running_sandbox
 from tests.sandbox.conftest import Api, sign_in
 
 
@@ -122,3 +124,24 @@ def test_private_playlists_need_playlist_read_private(sandbox: RunningSandbox) -
     public_only = sign_in(sandbox, "listener", scope="user-library-read").get("/me/playlists")
     assert public_only.json()["total"] < full["total"]
     assert all(p["public"] for p in public_only.json()["items"])
+
+
+def test_a_playlist_deleted_in_the_app_leaves_the_listing_but_stays_for_its_owner(
+    api: Api, sandbox: RunningSandbox
+) -> None:
+    playlist = _create(api)
+    uris = _liked_uris(api, 2)
+    api.post(f"/playlists/{playlist['id']}/items", {"uris": uris[:1]})
+
+    assert sandbox.delete_playlist("listener", playlist["id"]) == {"deleted": playlist["id"]}
+
+    listed = api.get("/me/playlists").json()["items"]
+    assert playlist["id"] not in [p["id"] for p in listed]
+    assert playlist["id"] not in [p["id"] for p in sandbox.playlists("listener")]
+    # Like Spotify: its owner can still read it and add to it.
+    assert api.post(f"/playlists/{playlist['id']}/items", {"uris": uris[1:]}).status == 201
+    items = api.get(f"/playlists/{playlist['id']}/items").json()["items"]
+    assert [i["item"]["uri"] for i in items] == uris
+    with pytest.raises(SandboxError) as twice:
+        sandbox.delete_playlist("listener", playlist["id"])
+    assert twice.value.status == 404
