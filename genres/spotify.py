@@ -672,11 +672,6 @@ class ArtistLookups:
         self._batches: bool | None = None  # decided by the first add
         self._handling = True
 
-    @property
-    def queued(self) -> int:
-        """Ids asked for so far."""
-        return len(self._asked)
-
     def add(self, ids: Iterable[str]) -> None:
         fresh = [i for i in dict.fromkeys(ids) if i and i not in self._asked]
         if not fresh:
