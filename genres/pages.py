@@ -85,6 +85,8 @@ STEP_LABELS: dict[str, str] = {
     Scan.Step.AGGREGATING: "Sorting songs into genres",
     Scan.Step.DONE: "Done",
 }
+# While a scan reads its pages it already looks up their artists (genres.services).
+READING_AND_LOOKING_UP = "Reading your songs and looking up their artists"
 STATUS_TITLES: dict[str, str] = {
     Scan.Status.QUEUED: "Scan waiting to start",
     Scan.Status.RUNNING: "Scanning your library",
@@ -146,6 +148,14 @@ def scan_error_in_words(error: dict[str, Any] | None) -> str:
     return sentence
 
 
+def step_label(data: dict[str, Any]) -> str:
+    """The scan's step in words (a contract scan object)."""
+    step = data.get("step", "")
+    if step == Scan.Step.FETCHING_TRACKS and data.get("artistsToFetch"):
+        return READING_AND_LOOKING_UP
+    return STEP_LABELS.get(step, "")
+
+
 def scan_view(data: dict[str, Any], *, now: datetime) -> dict[str, Any]:
     """What the progress panel shows for one contract scan object (the script renders the
     same fields from the polled JSON)."""
@@ -176,7 +186,7 @@ def scan_view(data: dict[str, Any], *, now: datetime) -> dict[str, Any]:
         "id": data.get("id", ""),
         "status": status,
         "title": STATUS_TITLES.get(status, status),
-        "step": STEP_LABELS.get(data.get("step", ""), "") if status != "failed" else "",
+        "step": step_label(data) if status != "failed" else "",
         "counts": " · ".join(counts),
         "progress": progress,
         "resume_at": resume_at,

@@ -21,6 +21,8 @@
     aggregating: "Sorting songs into genres",
     done: "Done"
   };
+  // While a scan reads its pages it already looks up their artists.
+  var READING_AND_LOOKING_UP = "Reading your songs and looking up their artists";
   var STATUS_TITLES = {
     queued: "Scan waiting to start",
     running: "Scanning your library",
@@ -204,6 +206,13 @@
     }
   }
 
+  function stepLabel(scan) {
+    if (scan.step === "fetching_tracks" && scan.artistsToFetch) {
+      return READING_AND_LOOKING_UP;
+    }
+    return STEP_LABELS[scan.step];
+  }
+
   ScanPanel.prototype.render = function (scan) {
     var element = this.element;
     var active = scan.status === "queued" || scan.status === "running" || scan.status === "paused";
@@ -211,7 +220,7 @@
     element.setAttribute("data-scan-id", scan.id || "");
     element.setAttribute("data-scan-status", scan.status || "");
     $(".js-scan-title", element).textContent = STATUS_TITLES[scan.status] || scan.status;
-    setText($(".js-scan-step", element), scan.status === "failed" ? "" : STEP_LABELS[scan.step]);
+    setText($(".js-scan-step", element), scan.status === "failed" ? "" : stepLabel(scan));
 
     var counts = [];
     if (scan.tracksFound || scan.tracksTotal) {

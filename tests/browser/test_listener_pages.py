@@ -199,6 +199,17 @@ def test_scan_progress_updates_live_and_ends_with_a_link_to_the_genres(
     page.evaluate("window.__sameDocument = true")
     counts = page.locator(".js-scan-counts")
     expect(counts).to_have_text("200 of 10,000 tracks")
+    expect(page.locator(".js-scan-step")).to_have_text("Reading your songs")
+
+    # Artists are looked up while the songs are still read.
+    Scan.objects.filter(pk=scan.pk).update(
+        tracks_found=4200, artists_to_fetch=1200, artists_fetched=300
+    )
+    expect(page.locator(".js-scan-step")).to_have_text(
+        "Reading your songs and looking up their artists"
+    )
+    expect(counts).to_have_text("4,200 of 10,000 tracks · 300 of 1,200 artists")
+    expect(page.locator(".js-scan-progress")).to_have_attribute("value", "4200")
 
     Scan.objects.filter(pk=scan.pk).update(
         step=Scan.Step.FETCHING_ARTISTS,

@@ -479,6 +479,13 @@ def test_a_running_rescan_is_shown_on_the_genres_page_with_the_old_result() -> N
     panel = markup.find("section", id="scan-status")[0]
     assert panel["data-scan-id"] == str(scan.id)
     assert "Reading your songs" in markup.text
+    assert "looking up their artists" not in markup.text
+
+    # Artists already being looked up while the songs are read: the page says both.
+    Scan.objects.filter(pk=scan.pk).update(artists_to_fetch=40, artists_fetched=10)
+    markup = assert_csp_clean(signed_in(user).get("/genres"))
+    assert "Reading your songs and looking up their artists" in markup.text
+    assert "10 of 40 artists" in markup.text
 
 
 @pytest.mark.django_db
