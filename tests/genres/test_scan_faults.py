@@ -37,12 +37,19 @@ def artist_lookups_ok(sandbox: Any) -> int:
     )
 
 
+def _calls_by_endpoint() -> dict[str, int]:
+    calls: dict[str, int] = {}
+    for bucket in SpotifyCallBucket.objects.all():
+        calls[bucket.endpoint] = calls.get(bucket.endpoint, 0) + bucket.calls
+    return calls
+
+
 def test_short_429s_are_waited_out_and_the_scan_continues(small, spotify_at_sandbox, enqueued):
     sandbox = spotify_at_sandbox
     sandbox.set_faults(
         scripted=[{"status": 429, "retry_after": 1, "count": 2, "path": "/v1/artists/*"}]
     )
-    calls_before = sum(b.calls for b in SpotifyCallBucket.objects.all())  # the sign-in's
+    calls_before = _calls_by_endpoint()  # the sign-in's
 
     scan = scan_to_end(small)
 
@@ -51,8 +58,14 @@ def test_short_429s_are_waited_out_and_the_scan_continues(small, spotify_at_sand
     assert_matches_truth(small.get("/api/genres").json(), sandbox.truth("small"))
     buckets = SpotifyCallBucket.objects.filter(endpoint="GET /artists/{id}")
     assert sum(b.rate_limited for b in buckets) == 2
-    calls = sum(b.calls for b in SpotifyCallBucket.objects.all()) - calls_before
-    assert calls == Scan.objects.get(pk=scan["id"]).requests_made == sandbox.stats()["total"] - 1
+    after = _calls_by_endpoint()
+    added = {e: n - calls_before.get(e, 0) for e, n in after.items() if n != calls_before.get(e)}
+    # Once (of many runs) the buckets held 2 calls more: the message says where, if it recurs.
+    assert (
+        sum(added.values())
+        == Scan.objects.get(pk=scan["id"]).requests_made
+        == sandbox.stats()["total"] - 1
+    ), (added, sandbox.stats()["by_route"])
 
 
 def test_an_exhausted_quota_pauses_the_scan_and_recovery_resumes_it_from_the_checkpoint(
