@@ -9,7 +9,9 @@ the real one.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -134,23 +136,44 @@ class Infrastructure:
         return ProbeResult(url, response.status_code, body, latency)
 
     def run_command(self, command: str, *, cwd: Path, timeout: float) -> CommandResult:
-        try:
-            completed = subprocess.run(  # noqa: S602 - commands are operator-configured data
-                command,
-                shell=True,
-                cwd=cwd,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired as error:
-            output = (error.stdout or "") if isinstance(error.stdout, str) else ""
-            return CommandResult(124, f"{output}\ntimed out after {timeout:g} s")
+        """Runs a gate command (lint, the release's tests, an audit) in ``gate_environment``:
+        nothing it does can reach this process's database, Redis, broker or Spotify."""
+        with tempfile.TemporaryDirectory(prefix="swedify-gate-") as data_dir:
+            try:
+                completed = subprocess.run(  # noqa: S602 - commands are operator-configured data
+                    command,
+                    shell=True,
+                    cwd=cwd,
+                    env=gate_environment(data_dir=Path(data_dir)),
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                )
+            except subprocess.TimeoutExpired as error:
+                output = (error.stdout or "") if isinstance(error.stdout, str) else ""
+                return CommandResult(124, f"{output}\ntimed out after {timeout:g} s")
         return CommandResult(completed.returncode, completed.stdout + completed.stderr)
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
+
+
+# The only variables a gate command inherits. Everything else (DATABASE_URL, REDIS_URL,
+# CELERY_BROKER_URL, SECRET_KEY, SWEDIFY_TOKEN_KEYS, SPOTIFY_*) is production's: a release's
+# test suite run with them once flushed the production Redis (cache, queued tasks, other
+# deployments' keys).
+GATE_INHERITED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
+
+
+def gate_environment(*, data_dir: Path) -> dict[str, str]:
+    """A scrubbed environment for gate commands: the embedded defaults (SQLite, local-memory
+    cache, filesystem broker) in ``data_dir``, the bundled Spotify sandbox, no secret."""
+    env = {name: os.environ[name] for name in GATE_INHERITED_VARIABLES if name in os.environ}
+    env["SWEDIFY_DATA_DIR"] = str(data_dir)
+    env["TMPDIR"] = str(data_dir)
+    env["SWEDIFY_SANDBOX"] = "true"
+    return env
 
 
 def _first_line(error: BaseException) -> str:

@@ -1,11 +1,14 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures shared by the whole suite, and the guard that keeps it off services it does not own."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
+
+from tests.services_guard import services_refusal
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -15,19 +18,27 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
         f"swedify database: {database['ENGINE'].rsplit('.', 1)[-1]} ({database['NAME']})",
         f"swedify cache: {cache['BACKEND'].rsplit('.', 1)[-1]} ({cache_where})",
-        f"swedify broker: {settings.CELERY_BROKER_URL.split('://', 1)[0]}",
+        f"swedify broker: {urlsplit(settings.CELERY_BROKER_URL).scheme}",
     ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before any test (or pytest-django's database set-up) touches a service: a suite pointed
+    # at production's Redis or database by an inherited environment stops here, in one line.
+    refusal = services_refusal()
+    if refusal:
+        pytest.exit(f"swedify tests refused: {refusal}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
-    """Every test starts with a closed Redis breaker and an empty cache, so neither an
-    injected Redis outage nor a cached value leaks from one test into the next."""
-    from django.core.cache import cache
-
+    """Every test starts with a closed Redis breaker and none of the suite's cache keys, so
+    neither an injected Redis outage nor a cached value leaks from one test into the next.
+    Only keys under the suite's own prefix are deleted, never the whole Redis database."""
+    from swedify.cache import cache_clear_own
     from swedify.redis_breaker import BREAKER
 
     BREAKER.reset()
-    cache.clear()
+    cache_clear_own()
     yield
     BREAKER.reset()
