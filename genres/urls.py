@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from genres import auth, playlist_views, views
+from genres import account_views, auth, playlist_views, views
 
 urlpatterns = [
     path("auth/spotify", auth.spotify_start, name="auth-spotify"),
     path("auth/spotify/callback", auth.spotify_callback, name="auth-spotify-callback"),
     path("auth/logout", auth.logout_view, name="auth-logout"),
+    path("auth/disconnect", account_views.disconnect, name="auth-disconnect"),
     path("session", auth.session_view, name="session"),
     path("api/scans", views.scans, name="api-scans"),
     path("api/scans/<str:scan_id>", views.scan_detail, name="api-scan"),
