@@ -16,10 +16,25 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	@scripts/run
 
+# Each run has a data folder of its own under var/test-runs/ (SQLite test database, broker,
+# HAProxy and slot state) unless SWEDIFY_DATA_DIR is set, and a run id that names its
+# PostgreSQL test database (tests/run_guards.py): two runs side by side share nothing. The
+# folder is removed when the run passes. PYTEST_STATUS_FILE, if set, receives pytest's own
+# exit status (make reports every failure as 2; CI needs to tell "no tests ran" apart).
+TEST_RUNS := $(CURDIR)/var/test-runs
+
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@run="$$(date -u +%m%d%H%M%S)_$$$$"; \
+	data="$${SWEDIFY_DATA_DIR:-$(TEST_RUNS)/$$run}"; \
+	mkdir -p "$$data" || exit 2; \
+	echo "test run $$run, data folder $$data"; \
+	SWEDIFY_DATA_DIR="$$data" SWEDIFY_TEST_RUN="$$run" $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	status=$$?; \
+	if [ -n "$(PYTEST_STATUS_FILE)" ]; then echo "$$status" > "$(PYTEST_STATUS_FILE)"; fi; \
+	if [ "$$status" -eq 0 ] && [ -z "$${SWEDIFY_DATA_DIR:-}" ]; then rm -rf "$$data"; fi; \
+	exit "$$status"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

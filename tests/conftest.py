@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 
 from tests.services_guard import services_refusal
+from tests.run_guards import *  # noqa: F403 - each run apart from others; CI runs every test
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -28,6 +29,11 @@ def pytest_configure(config: pytest.Config) -> None:
     refusal = services_refusal()
     if refusal:
         pytest.exit(f"swedify tests refused: {refusal}", returncode=pytest.ExitCode.USAGE_ERROR)
+    # The settings create no folder on import: the suite's data folder (its SQLite test
+    # database, static files) must exist before the first test uses it.
+    from swedify.datadir import data_dir_prepare
+
+    data_dir_prepare()
 
 
 @pytest.fixture(autouse=True)
