@@ -2,11 +2,18 @@
 
 It changes the sandbox's world (users, likes, playlists, tokens, faults) and reads what a
 test needs to check a client exactly (playlists with items, the genre truth, stats).
-No authentication: the sandbox only listens on 127.0.0.1.
+No authentication: the sandbox only listens on 127.0.0.1. That alone does not keep a web
+page the developer visits out: a page can send a cross-origin "simple" request (a form, or
+``fetch`` with ``text/plain``) to 127.0.0.1, or rebind its own host name to 127.0.0.1 (DNS
+rebinding) and read the answers. So the control API answers only requests addressed to a
+loopback host name, and its state-changing requests must be JSON, a content type no page can
+send cross-origin without the browser asking first (CORS preflight, which the sandbox never
+grants).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -288,7 +295,42 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
 _COMPILED = [(method, re.compile(pattern + "/?"), handler) for method, pattern, handler in ROUTES]
 
 
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def is_loopback_host(host_header: str) -> bool:
+    """``Host`` names this machine's loopback: ``localhost``, ``127.x.x.x`` or ``[::1]``,
+    with or without a port."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else ""
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    if host.rstrip(".") in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _refusal(request: Request) -> Response | None:
+    if not is_loopback_host(request.headers.get("host", "")):
+        return json_response(403, {"error": "the control API answers only a loopback Host"})
+    if request.method in STATE_CHANGING:
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            return json_response(
+                415, {"error": "the control API takes only Content-Type: application/json"}
+            )
+    return None
+
+
 def serve(sandbox: Sandbox, request: Request) -> Response:
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
     if request.path == "/sandbox":
         return redirect("/sandbox/")
     path_found = False
