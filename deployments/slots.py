@@ -1,10 +1,12 @@
-"""App slots: one gunicorn serving one release on a loopback port, and release sources.
+"""App slots: one gunicorn serving one release on a port, and release sources.
 
 A release is a ``git archive`` export of one commit of this repository under
-``SWEDIFY_DATA_DIR/releases/<sha>/``. Slots run that code with the interpreter of the running
-process, i.e. the project's ``.venv``: a release is assumed to need the same pinned
-requirements as the code that deploys it (``release_requirements_match`` tells whether that
-holds; a release that changes requirements must be installed into the venv first).
+``SWEDIFY_DATA_DIR/releases/<sha>/``. On a single host, slots run that code with the
+interpreter of the running process, i.e. the project's ``.venv``: a release is assumed to need
+the same pinned requirements as the code that deploys it (``release_requirements_match`` tells
+whether that holds). A deploy agent on an app host (``deployments.agent``) instead passes the
+interpreter of a virtualenv built for the release's requirements, and the address of its host
+to bind to (``bind``, loopback by default).
 
 Gunicorn runs in a session of its own so a slot outlives the process that started it (a
 management command, a Celery task). Its pid file and logs live in ``SWEDIFY_DATA_DIR/slots/``;
@@ -47,6 +49,8 @@ POLL_INTERVAL = 0.05
 # How long slot_start waits for a port a just-stopped process held to be released.
 PORT_FREE_TIMEOUT = 2.0
 HEALTH_TIMEOUT = 1.0
+# Where a slot listens unless told otherwise: one machine, behind a proxy on the same machine.
+LOCAL_ADDRESS = "127.0.0.1"
 GUNICORN_WORKERS = 2
 GUNICORN_THREADS = 4
 # Longer than HAProxy keeps an idle server connection in its pool, so the proxy (not the app)
@@ -57,6 +61,7 @@ RELEASE_MARKER = ".swedify-release"
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
 _SHA_RE = re.compile(r"^[0-9a-fA-F]{4,40}$")
+_FULL_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
 class SlotError(Exception):
@@ -70,6 +75,8 @@ class SlotProcess:
     port: int
     pid: int | None
     version: str
+    bind: str = LOCAL_ADDRESS
+    source_dir: str = ""
 
 
 def _data_dir() -> Path:
@@ -113,8 +120,8 @@ def _meta(environment: str, slot: str) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
-def slot_url(*, port: int) -> str:
-    return f"http://127.0.0.1:{port}"
+def slot_url(*, port: int, host: str = LOCAL_ADDRESS) -> str:
+    return f"http://{host}:{port}"
 
 
 # --- Processes --------------------------------------------------------------------------------
@@ -164,16 +171,19 @@ def _log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(content[-lines:]) or "(log is empty)"
 
 
-def port_in_use(port: int) -> bool:
+def port_in_use(port: int, host: str = LOCAL_ADDRESS) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.settimeout(0.2)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+        return probe.connect_ex((host, port)) == 0
 
 
-def health_version(*, port: int, timeout: float = HEALTH_TIMEOUT) -> str | None:
+def health_version(
+    *, port: int, host: str = LOCAL_ADDRESS, timeout: float = HEALTH_TIMEOUT
+) -> str | None:
     """The version a slot's /health reports, or None if it does not answer 200 with JSON."""
+    url = f"{slot_url(port=port, host=host)}/health"
     try:
-        with urllib.request.urlopen(f"{slot_url(port=port)}/health", timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             if response.status != 200:
                 return None
             body = json.loads(response.read().decode())
@@ -202,6 +212,8 @@ def slot_status(*, environment: str, slot: str) -> SlotProcess | None:
         port=int(meta.get("port", 0)),
         pid=pid,
         version=str(meta.get("version", "")),
+        bind=str(meta.get("bind", LOCAL_ADDRESS)),
+        source_dir=str(meta.get("source_dir", "")),
     )
 
 
@@ -213,14 +225,17 @@ def slot_start(
     version: str,
     source_dir: Path,
     env: dict[str, str] | None = None,
+    bind: str = LOCAL_ADDRESS,
+    python: str | Path | None = None,
 ) -> SlotProcess:
-    """Start gunicorn for ``source_dir`` on 127.0.0.1:``port``; return once /health answers.
+    """Start gunicorn for ``source_dir`` on ``bind``:``port``; return once /health answers.
 
     The child inherits this process's environment (DATABASE_URL, REDIS_URL, SECRET_KEY, ...)
-    with ``env`` on top and SWEDIFY_VERSION set to ``version``. Idempotent for a slot already
-    running that version on that port; refuses a slot running something else (stop it first)
-    and a port another process holds. Raises SlotError with the log tail if it does not
-    answer /health with ``version`` within START_TIMEOUT.
+    with ``env`` on top and SWEDIFY_VERSION set to ``version``; it runs with ``python`` (a
+    release's virtualenv) or else this process's interpreter. Idempotent for a slot already
+    running that version of that source on that address and port; refuses a slot running
+    something else (stop it first) and a port another process holds. Raises SlotError with
+    the log tail if it does not answer /health with ``version`` within START_TIMEOUT.
     """
     _check_names(environment, slot)
     source_dir = Path(source_dir).resolve()
@@ -228,19 +243,20 @@ def slot_start(
         raise SlotError(f"{source_dir} is not a Swedify release (no swedify/wsgi.py)")
     running = slot_status(environment=environment, slot=slot)
     if running is not None:
-        same = running.port == port and running.version == version
-        if same and health_version(port=port) == version:
+        same = (running.port, running.version, running.bind) == (port, version, bind)
+        same_source = running.source_dir in ("", str(source_dir))
+        if same and same_source and health_version(port=port, host=bind) == version:
             return running
         raise SlotError(
-            f"slot {environment}/{slot} already runs {running.version or '?'} on port "
-            f"{running.port} (pid {running.pid}); stop it first"
+            f"slot {environment}/{slot} already runs {running.version or '?'} on "
+            f"{running.bind}:{running.port} (pid {running.pid}); stop it first"
         )
     # Workers a crashed master left behind still hold the port (and serve the old release);
     # the kernel may take a moment to close the listening socket of a killed process.
     _kill_leftovers(_meta(environment, slot).get("pid"))
-    if not _wait_port_free(port, PORT_FREE_TIMEOUT):
-        raise SlotError(f"port {port} on 127.0.0.1 is already in use by another process")
-    if not release_requirements_match(source_dir=source_dir):
+    if not _wait_port_free(port, PORT_FREE_TIMEOUT, host=bind):
+        raise SlotError(f"port {port} on {bind} is already in use by another process")
+    if python is None and not release_requirements_match(source_dir=source_dir):
         logger.warning(
             "release %s pins other requirements than the running venv; it runs with the "
             "venv's packages",
@@ -254,14 +270,14 @@ def slot_start(
     child_env = {**os.environ, **(env or {}), "SWEDIFY_VERSION": version}
     child_env.pop("PYTHONPATH", None)  # the release's own code must win over this checkout
     command = [
-        sys.executable,
+        str(python or sys.executable),
         "-m",
         "gunicorn",
         "swedify.wsgi",
         "--chdir",
         str(source_dir),
         "--bind",
-        f"127.0.0.1:{port}",
+        f"{bind}:{port}",
         "--workers",
         str(GUNICORN_WORKERS),
         "--worker-class",
@@ -287,7 +303,7 @@ def slot_start(
     ]
     started = time.monotonic()
     with log_file.open("ab") as log:
-        log.write(f"--- slot_start {version} on port {port}\n".encode())
+        log.write(f"--- slot_start {version} on {bind}:{port}\n".encode())
         log.flush()
         # A session of its own: the slot outlives the process that started it (a management
         # command, a Celery task) and no terminal or process-group signal reaches it.
@@ -304,7 +320,14 @@ def slot_start(
     pid_file.write_text(f"{child.pid}\n")
     _meta_file(environment, slot).write_text(
         json.dumps(
-            {"port": port, "version": version, "source_dir": str(source_dir), "pid": child.pid}
+            {
+                "port": port,
+                "version": version,
+                "source_dir": str(source_dir),
+                "pid": child.pid,
+                "bind": bind,
+                "python": str(python or sys.executable),
+            }
         )
     )
     deadline = started + START_TIMEOUT
@@ -316,10 +339,16 @@ def slot_start(
                 f"gunicorn for {environment}/{slot} exited with {child.returncode} while "
                 f"starting:\n{_log_tail(log_file)}"
             )
-        answered = health_version(port=port, timeout=0.5)
+        answered = health_version(port=port, host=bind, timeout=0.5)
         if answered == version:
             return SlotProcess(
-                environment=environment, slot=slot, port=port, pid=child.pid, version=version
+                environment=environment,
+                slot=slot,
+                port=port,
+                pid=child.pid,
+                version=version,
+                bind=bind,
+                source_dir=str(source_dir),
             )
         if answered is not None:
             # Another server answers on this port: never report it as our slot.
@@ -333,9 +362,9 @@ def slot_start(
     )
 
 
-def _wait_port_free(port: int, timeout: float) -> bool:
+def _wait_port_free(port: int, timeout: float, *, host: str = LOCAL_ADDRESS) -> bool:
     deadline = time.monotonic() + timeout
-    while port_in_use(port):
+    while port_in_use(port, host):
         if time.monotonic() >= deadline:
             return False
         time.sleep(POLL_INTERVAL)
@@ -430,26 +459,50 @@ def _git(*args: str) -> str:
     return result.stdout.strip()
 
 
+def _full_sha(git_sha: str) -> str:
+    if not _SHA_RE.match(git_sha):
+        raise SlotError(f"{git_sha!r} is not a git commit SHA")
+    return _git("rev-parse", "--verify", "--quiet", f"{git_sha}^{{commit}}")
+
+
 def release_source(*, git_sha: str) -> Path:
     """Export commit ``git_sha`` of this repository into ``SWEDIFY_DATA_DIR/releases/<sha>/``
     (the full SHA). Idempotent; concurrent callers end with one complete directory."""
-    if not _SHA_RE.match(git_sha):
-        raise SlotError(f"{git_sha!r} is not a git commit SHA")
-    full_sha = _git("rev-parse", "--verify", "--quiet", f"{git_sha}^{{commit}}")
-    releases = _data_dir() / "releases"
-    target = releases / full_sha
+    full_sha = _full_sha(git_sha)
+    target = _data_dir() / "releases" / full_sha
     if (target / RELEASE_MARKER).is_file():
         return target
-    releases.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{full_sha[:12]}-", dir=releases))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{full_sha[:12]}-", dir=target.parent))
     try:
         archive = staging / "release.tar"
         _git("archive", "--format=tar", f"--output={archive}", full_sha)
+        return release_unpack(git_sha=full_sha, archive=archive)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def release_unpack(*, git_sha: str, archive: Path) -> Path:
+    """Unpack a release archive (tar, optionally gzipped) of commit ``git_sha`` (the full SHA)
+    into ``SWEDIFY_DATA_DIR/releases/<sha>/``; what an app host does with an archive it
+    downloaded. Idempotent; concurrent callers end with one complete directory."""
+    if not _FULL_SHA_RE.match(git_sha):
+        raise SlotError(f"{git_sha!r} is not a full git commit SHA")
+    releases = _data_dir() / "releases"
+    target = releases / git_sha
+    if (target / RELEASE_MARKER).is_file():
+        return target
+    releases.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{git_sha[:12]}-", dir=releases))
+    try:
         tree = staging / "tree"
-        with tarfile.open(archive) as tar:
-            tar.extractall(tree, filter="data")
-        archive.unlink()
-        (tree / RELEASE_MARKER).write_text(full_sha + "\n")
+        try:
+            with tarfile.open(archive) as tar:
+                # "data": no absolute paths, no links out of the tree, no devices.
+                tar.extractall(tree, filter="data")
+        except (tarfile.TarError, OSError) as error:
+            raise SlotError(f"cannot unpack the release archive of {git_sha}: {error}") from None
+        (tree / RELEASE_MARKER).write_text(git_sha + "\n")
         try:
             tree.rename(target)
         except OSError:
@@ -459,6 +512,27 @@ def release_source(*, git_sha: str) -> Path:
                 tree.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def release_archive(*, git_sha: str) -> Path:
+    """``git archive`` of commit ``git_sha`` as a gzipped tar in
+    ``SWEDIFY_DATA_DIR/release-archives/<sha>.tar.gz``, what the control side serves to app
+    hosts. Built once; the file never changes afterwards, so its checksum stays valid."""
+    full_sha = _full_sha(git_sha)
+    folder = _data_dir() / "release-archives"
+    target = folder / f"{full_sha}.tar.gz"
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / f".{full_sha}-{os.getpid()}-{time.monotonic_ns()}.tmp"
+    try:
+        _git("archive", "--format=tar.gz", f"--output={staging}", full_sha)
+        # A concurrent builder's identical file may already be there; either one is whole.
+        os.replace(staging, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            staging.unlink()
     return target
 
 

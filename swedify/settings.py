@@ -1,13 +1,19 @@
 """Swedify's one settings module.
 
-Every setting is read from the environment (see ``../shared/docs/contract.md``) and has a safe
-local default: with nothing set, Swedify runs on SQLite, a local-memory cache and a
-filesystem Celery broker under ``SWEDIFY_DATA_DIR``, talking to the bundled Spotify sandbox.
+Every setting is read from the environment (see ``docs/contract.md``) and has a safe local
+default: with nothing set, Swedify runs on SQLite, a local-memory cache and a filesystem
+Celery broker under ``SWEDIFY_DATA_DIR``. It talks to the bundled Spotify sandbox only with
+``DEBUG`` on or ``SWEDIFY_SANDBOX=true``; the start-up guards (``swedify.preflight``) refuse a
+production configuration that has neither Spotify credentials nor that opt-in.
+
+Importing this module creates nothing on disk: the data folder is made where it is first
+needed (``swedify.datadir``: ``manage.py``, the web and worker entry points, the test suite).
 """
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -56,12 +62,13 @@ DEBUG = env_bool("DEBUG", False)
 # one clear line instead of silently signing sessions with a public key.
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# Peers whose X-Forwarded-For is believed (our HAProxy instances): the per-address limits of
+# genres.limits count the client behind them, not the proxy.
+SWEDIFY_TRUSTED_PROXIES = env_list("SWEDIFY_TRUSTED_PROXIES", "127.0.0.0/8,::1")
 # JSON 403 under /api/ (the contract), Django's page elsewhere.
 CSRF_FAILURE_VIEW = "genres.views.csrf_failure"
 
 DATA_DIR = Path(env_str("SWEDIFY_DATA_DIR", str(BASE_DIR / "var")))
-# The embedded defaults (SQLite file, filesystem broker) need the folder before first use.
-DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -71,6 +78,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
     "swedify",
     "genres",
     "deployments",
@@ -86,6 +94,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it answers a locked-out admin login with 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "swedify.urls"
@@ -198,7 +208,12 @@ SESSION_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 30
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+# Served over TLS behind a proxy (the contract's SWEDIFY_HTTPS): one switch for everything
+# HTTPS needs, see "Static files, i18n, security headers" below.
+SWEDIFY_HTTPS = env_bool("SWEDIFY_HTTPS", False)
+# Without DEBUG a session cookie sent over plain HTTP is a stolen session: Secure unless an
+# operator says otherwise (plain HTTP on loopback: `make run`, the test suite).
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", SWEDIFY_HTTPS or not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 # --- Celery -------------------------------------------------------------------------------
@@ -207,8 +222,8 @@ BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for folder in ("queue", "processed", "control"):
-        (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    # The folders are made by the transport when it first opens a channel
+    # (swedify.filesystem_broker), in whichever process sends or consumes first.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
@@ -240,13 +255,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deployments.tasks.environments_probe",
         "schedule": 60.0,
     },
+    # Deletes expired sessions (abandoned sign-ins expire within minutes).
+    "swedify-sessions-clear": {"task": "swedify.tasks.sessions_clear", "schedule": 3600.0},
 }
 
 # --- Spotify ------------------------------------------------------------------------------
 
 SANDBOX_URL = env_str("SWEDIFY_SANDBOX_URL", "http://127.0.0.1:8900")
 SPOTIFY_CLIENT_ID = env_str("SPOTIFY_CLIENT_ID")
-SPOTIFY_SANDBOX = not SPOTIFY_CLIENT_ID
+# The sandbox signs listeners in with a public secret, and whatever process binds its port
+# decides who is who: never a silent fallback in production. On by default only for local
+# development (DEBUG without Spotify credentials); anything else opts in explicitly, and the
+# start-up guards refuse a production configuration with neither (swedify.preflight).
+SPOTIFY_SANDBOX = env_bool("SWEDIFY_SANDBOX", DEBUG and not SPOTIFY_CLIENT_ID)
 if SPOTIFY_SANDBOX:
     SPOTIFY_CLIENT_ID = "swedify-sandbox"
     SPOTIFY_CLIENT_SECRET = env_str("SPOTIFY_CLIENT_SECRET", "swedify-sandbox-secret")
@@ -283,7 +304,6 @@ SWEDIFY_VERSION = _version()
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -300,7 +320,48 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
+if SWEDIFY_HTTPS:
+    # TLS ends at the proxy, which says so in X-Forwarded-Proto; it must set (not pass on)
+    # that header, or a client could claim HTTPS for itself.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # HAProxy and the deploy pipeline probe the slots over plain HTTP on loopback.
+    SECURE_REDIRECT_EXEMPT = [r"^health$"]
+    SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+# Joining the browsers' HSTS preload list is a decision about the whole domain, made by its
+# owner on hstspreload.org, not by one application's settings (security.W021).
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+# The debug page masks every URL (they carry passwords), key, secret and token, in the
+# settings and in the request's environment (swedify.reporting).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "swedify.reporting.SecretsHiddenFilter"
+
 LOGIN_URL = "/admin/login/"
+
+# --- Admin sign-in ------------------------------------------------------------------------
+
+# Failed admin logins are counted in the database (django-axes' default handler), so the
+# throttle holds while Redis is down. Per address and per account, each on its own: five
+# failures from one address lock that address out, five on one account lock that account.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 
 LOGGING = {
     "version": 1,
@@ -310,5 +371,86 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django_redis": {"level": "WARNING"},
+        # django-axes announces itself at every start; a start-up error must stay one line.
+        "axes.apps": {"level": "WARNING"},
     },
 }
+
+# --- Deployments ----------------------------------------------------------------------------
+# Read by deployments/; tests override them with pytest-django's ``settings`` fixture.
+
+# Stage key → field values that adjust deployments.pipeline.PIPELINE (``params`` merged).
+SWEDIFY_PIPELINE_OVERRIDES: dict[str, dict] = {}
+# A slot answering "degraded" (e.g. Redis down) passes the deploy health gate.
+SWEDIFY_HEALTH_GATE_ACCEPTS_DEGRADED = True
+# A rollback that has to start the old release again gives it this many health tries.
+SWEDIFY_ROLLBACK_HEALTH_ATTEMPTS = 5
+SWEDIFY_ROLLBACK_HEALTH_DELAY_SECONDS = 2.0
+# The database alias the detailed health probe checks.
+SWEDIFY_HEALTH_DATABASE_ALIAS = "default"
+
+# --- Deploy agent ---------------------------------------------------------------------------
+# Every app host runs a Celery worker of its own, `celery -A swedify worker -Q deploy.<host>`,
+# whose tasks (deployments.agent) fetch a release, build its virtualenv and start, stop and
+# probe that host's slots. The control side sends them to that queue and waits for the answer
+# with a deadline.
+
+# Set on an app host only: its address (or name). Its agent's queue is deploy.<host>, its slots
+# listen on this address, and a task sent to another host's queue by mistake is refused.
+SWEDIFY_AGENT_HOST = env_str("SWEDIFY_AGENT_HOST")
+# Where agents download release archives: a web process on the control machine (the one with
+# the git checkout that runs the pipeline), reachable from every app host.
+SWEDIFY_CONTROL_URL = env_str("SWEDIFY_CONTROL_URL", "http://127.0.0.1:8000").rstrip("/")
+# Seeds each release's virtualenv with the agent's own packages, so that only requirements the
+# agent lacks (or pins it differs on) are installed: for tests and single-machine trials, where
+# a full install from the package index would cost a minute per release.
+SWEDIFY_AGENT_VENV_SEED = env_bool("SWEDIFY_AGENT_VENV_SEED", False)
+
+# Agents on one machine keep data folders of their own but must share the control side's
+# filesystem broker (and result) folder.
+_SHARED_BROKER_DIR = env_str("SWEDIFY_BROKER_DIR")
+if _SHARED_BROKER_DIR and CELERY_BROKER_URL.startswith("filesystem://"):
+    BROKER_DIR = Path(_SHARED_BROKER_DIR)
+    for folder in ("queue", "processed", "control"):
+        (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        **CELERY_BROKER_TRANSPORT_OPTIONS,
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
+    }
+
+
+def _agent_result_backend() -> str:
+    """Only the agent tasks keep results (``ignore_result=False`` on them; every other task
+    still ignores its result). The backend follows the broker so that no new server or table
+    is needed: the broker's Redis (or REDIS_URL) where there is one, results expiring on their
+    own; ``rpc://`` on RabbitMQ, where results travel back as messages to the one caller that
+    waits for them; files next to the filesystem broker's, single-machine like that broker
+    (written atomically: a waiting reader never sees half a result). django-celery-results was
+    not chosen: a dependency and a table polled for every answer, for what the broker's own
+    server already does."""
+    explicit = env_str("CELERY_RESULT_BACKEND")
+    if explicit:
+        return explicit
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        return CELERY_BROKER_URL
+    if REDIS_URL:
+        return REDIS_URL
+    if CELERY_BROKER_URL.startswith("filesystem://"):
+        results = BROKER_DIR / "results"
+        results.mkdir(parents=True, exist_ok=True)
+        return f"deployments.agent:AtomicFilesystemBackend+file://{results}"
+    return "rpc://"
+
+
+CELERY_RESULT_BACKEND = _agent_result_backend()
+# Callers read an answer within minutes and then forget it; this bounds what a caller that
+# died leaves behind.
+CELERY_RESULT_EXPIRES = 60 * 60
+# An agent task sent without a host's queue waits in a queue no worker consumes (and expires)
+# instead of running on whichever ordinary worker takes it, on the wrong machine.
+CELERY_TASK_ROUTES = {"deployments.agent.*": {"queue": "deploy.unrouted"}}
+# The agent's tasks live outside tasks.py (autodiscovery reads only that module).
+CELERY_IMPORTS = ("deployments.agent",)

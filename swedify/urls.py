@@ -11,6 +11,7 @@ admin.site.site_title = "Swedify operations"
 urlpatterns = [
     path("health", deployment_views.health, name="health"),
     path("admin/", admin.site.urls),
+    path("deploy/releases/", include("deployments.release_views")),
     path("", include("genres.urls")),
     path("", include("genres.page_urls")),
 ]
