@@ -3,14 +3,17 @@ killed mid-scan, Redis gone. Against the sandbox over HTTP; tasks are called dir
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.utils import timezone
 
-from genres import services, tasks
+from genres import scan_runner, tasks
+from genres.jobs import RUN_NOT_CLAIMED
 from genres.models import Artist, LibraryTrack, Scan, ScanResult, SpotifyCallBucket
+from genres.spotify import SpotifyClient, SpotifyError
 from tests.genres.conftest import sign_in
 from tests.genres.test_scan_sandbox import (
     assert_matches_truth,
@@ -91,7 +94,7 @@ def test_an_exhausted_quota_pauses_the_scan_and_recovery_resumes_it_from_the_che
     # Not due yet: recovery leaves it alone, and so does a stray delivery of the task.
     tasks.jobs_recover()
     assert enqueued == []
-    assert tasks.scan_run(paused["id"]) == "not-claimed"
+    assert tasks.scan_run(paused["id"]) == RUN_NOT_CLAIMED
 
     sandbox.clear_faults()
     Scan.objects.filter(pk=paused["id"]).update(resume_at=timezone.now() - timedelta(seconds=1))
@@ -159,20 +162,44 @@ def test_an_outage_while_reading_tracks_names_that_step(small, spotify_at_sandbo
     assert small.get("/api/genres").json() == {"error": "No scan yet"}
 
 
+# Pages from this offset on wait until a lookup has failed (2,000 tracks: 40 pages).
+HELD_FROM_OFFSET = 400
+GATE_TIMEOUT = 60.0
+
+
 def test_an_artist_outage_while_pages_are_still_read_names_the_artists_step(
-    client, spotify_at_sandbox, enqueued
+    client, spotify_at_sandbox, enqueued, monkeypatch
 ):
     # Lookups start with the first pages; one that fails ends the scan before the read does.
+    # Which comes first, the last page or the failed lookup, was a race the read won on a
+    # loaded machine: here the pages past the first writes wait until a lookup has failed.
     sandbox = spotify_at_sandbox
     spec = {"tracks": 2_000, "artists": 300, "followed_fraction": 0, "top_fraction": 0}
     sandbox.create_user({"id": "long", "artist_offset": 45_000, **spec})
     sign_in(client, sandbox, "long")
-    sandbox.set_faults(
-        latency_ms=20, scripted=[{"status": 503, "count": 10_000, "path": "/v1/artists/*"}]
-    )
+    sandbox.set_faults(scripted=[{"status": 503, "count": 10_000, "path": "/v1/artists/*"}])
+    lookup_failed = threading.Event()
+    gate_timed_out: list[int] = []
+    real_artist, real_liked_page = SpotifyClient.artist, SpotifyClient.liked_page
+
+    def failing_artist(self: SpotifyClient, artist_id: str) -> Any:
+        try:
+            return real_artist(self, artist_id)
+        except SpotifyError:
+            lookup_failed.set()
+            raise
+
+    def gated_liked_page(self: SpotifyClient, *, offset: int, **kwargs: Any) -> Any:
+        if offset >= HELD_FROM_OFFSET and not lookup_failed.wait(GATE_TIMEOUT):
+            gate_timed_out.append(offset)
+        return real_liked_page(self, offset=offset, **kwargs)
+
+    monkeypatch.setattr(SpotifyClient, "artist", failing_artist)
+    monkeypatch.setattr(SpotifyClient, "liked_page", gated_liked_page)
 
     failed = scan_to_end(client)
 
+    assert gate_timed_out == []  # no lookup failed at all: the gate let the read go on
     assert failed["status"] == "failed"
     error = failed["error"]
     assert error["error"] == "Failed to fetch artist data from Spotify"
@@ -182,6 +209,7 @@ def test_an_artist_outage_while_pages_are_still_read_names_the_artists_step(
     assert error["artistsToFetch"] > 0
     liked = Scan.objects.get(pk=failed["id"]).checkpoint["sources"]["liked"]
     assert liked["done"] is False
+    assert HELD_FROM_OFFSET <= liked["offset"] < 2_000
     assert LibraryTrack.objects.filter(source="liked").count() == liked["found"]
 
 
@@ -193,8 +221,8 @@ def test_a_worker_killed_while_fetching_artists_is_taken_over_and_finishes_corre
     listener, spotify_at_sandbox, enqueued, monkeypatch
 ):
     sandbox = spotify_at_sandbox
-    monkeypatch.setattr(services, "ARTIST_CHUNK", 20)
-    real_store = services.artists_store
+    monkeypatch.setattr(scan_runner, "ARTIST_CHUNK", 20)
+    real_store = scan_runner.artists_store
     chunks_stored: list[int] = []
 
     def dying_store(artists: Any, **kwargs: Any) -> Any:
@@ -204,7 +232,7 @@ def test_a_worker_killed_while_fetching_artists_is_taken_over_and_finishes_corre
                 raise SystemExit("worker killed")
         return real_store(artists, **kwargs)
 
-    monkeypatch.setattr(services, "artists_store", dying_store)
+    monkeypatch.setattr(scan_runner, "artists_store", dying_store)
     scan_id = start_scan(listener).json()["id"]
 
     with pytest.raises(SystemExit):
@@ -217,11 +245,11 @@ def test_a_worker_killed_while_fetching_artists_is_taken_over_and_finishes_corre
     assert all(0 < size <= 20 for size in chunks_stored)
     assert scan.artists_fetched == sum(chunks_stored[:2])
     # The dead worker's heartbeat is fresh: nobody may take the scan yet.
-    assert tasks.scan_run(scan_id) == "not-claimed"
+    assert tasks.scan_run(scan_id) == RUN_NOT_CLAIMED
     tasks.jobs_recover()
     assert enqueued == []
 
-    monkeypatch.setattr(services, "artists_store", real_store)
+    monkeypatch.setattr(scan_runner, "artists_store", real_store)
     _make_stale(scan_id)
     tasks.jobs_recover()
     assert enqueued == [scan_id]
@@ -239,7 +267,7 @@ def test_a_worker_killed_while_reading_tracks_resumes_at_the_checkpointed_page(
     listener, spotify_at_sandbox, enqueued, monkeypatch
 ):
     sandbox = spotify_at_sandbox
-    real_save = services._ScanRun.save
+    real_save = scan_runner._ScanRun.save
     killed: list[bool] = []
     offsets: list[int] = []
 
@@ -253,7 +281,7 @@ def test_a_worker_killed_while_reading_tracks_resumes_at_the_checkpointed_page(
             raise SystemExit("worker killed")
         real_save(self, **changes)
 
-    monkeypatch.setattr(services._ScanRun, "save", dying_save)
+    monkeypatch.setattr(scan_runner._ScanRun, "save", dying_save)
     scan_id = start_scan(listener).json()["id"]
     with pytest.raises(SystemExit):
         tasks.scan_run(scan_id)
