@@ -15,13 +15,15 @@ Exports:
   come last under the genre ``(unclassified)``. ``?detail=genres`` gives one row per genre,
   columns ``genre,count``. UTF-8 with a byte-order mark, so spreadsheet programs read
   "å ä ö" right. A cell that a spreadsheet would read as a formula (starting with = + - @,
-  a tab or a carriage return) is prefixed with ``'``.
+  a tab or a carriage return, also after leading spaces, line breaks or no-break spaces) is
+  prefixed with ``'``.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -57,6 +59,9 @@ POLL_INTERVAL_MS = 1000
 CSV_UNCLASSIFIED = "(unclassified)"
 # First characters that make a spreadsheet cell a formula (OWASP "CSV injection").
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# What a spreadsheet may skip before it sees the formula: Unicode whitespace (spaces, line
+# breaks, U+00A0 and the other no-break spaces), the zero-width space and the BOM.
+FORMULA_LEADING_BLANKS = re.compile(r"^[\s\u200b\ufeff]+")
 
 # The error keys of GET /auth/spotify/callback, in words, each with what to do next.
 SIGN_IN_ERRORS: dict[str, str] = {
@@ -116,7 +121,8 @@ def age_in_words(then: datetime, now: datetime) -> str:
 def csv_cell(value: Any) -> str:
     """A value made safe for a spreadsheet: text that would start a formula gets a quote."""
     text = "" if value is None else str(value)
-    if text.startswith(FORMULA_PREFIXES) or text.lstrip(" ").startswith(FORMULA_PREFIXES[:4]):
+    visible = FORMULA_LEADING_BLANKS.sub("", text, count=1)
+    if text.startswith(FORMULA_PREFIXES) or visible.startswith(FORMULA_PREFIXES):
         return "'" + text
     return text
 
