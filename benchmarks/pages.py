@@ -111,10 +111,10 @@ def listener_with_result(tracks: int = TRACKS, genres: int = GENRES) -> tuple[An
     """A listener whose latest successful scan has the result above; (user, payload)."""
     from django.utils import timezone
 
+    from genres.accounts import account_link
     from genres.aggregation import summary
     from genres.models import Scan, ScanResult
     from genres.selectors import iso
-    from genres.services import account_link
     from genres.spotify import TokenSet
 
     now = timezone.now()

@@ -1,6 +1,6 @@
 """Scan benchmark: Swedify's real scan job against the Spotify sandbox over HTTP.
 
-Every scan is started with ``genres.services.scan_start`` and run by the Celery task function
+Every scan is started with ``genres.scans.scan_start`` and run by the Celery task function
 ``genres.tasks.scan_run`` called directly (no broker), against a sandbox in its own process
 (``sandbox.testing.spawn_sandbox``, so its threads do not share our GIL). Requests are counted
 by the sandbox (``/sandbox/stats``), not by the code under test. Phases (``--phases``):
@@ -169,7 +169,7 @@ def listener_spec(
 def listener_create(sandbox: Any, spec: dict[str, Any]) -> Any:
     """Creates the sandbox user and links it to a Swedify account with a token pair issued by
     the sandbox (no consent dance); returns the Django user."""
-    from genres.services import account_link
+    from genres.accounts import account_link
     from genres.spotify import TokenSet
 
     sandbox.create_user(spec)
@@ -301,11 +301,11 @@ class ScanRun:
 def scan_measure(sandbox: Any, user: Any) -> ScanRun:
     """Starts a scan of the liked songs (``refresh``: never the reused result) and runs the
     task function to its end; the sandbox's request counts of that scan."""
-    from genres import services, tasks
+    from genres import scans, tasks
     from genres.models import Scan
 
     with no_broker() as queued:
-        scan, created = services.scan_start(user=user, sources=["liked"], refresh=True)
+        scan, created = scans.scan_start(user=user, sources=["liked"], refresh=True)
     if not created or queued != [str(scan.pk)]:
         raise RuntimeError(f"scan_start did not queue a new scan ({scan.status})")
     sandbox.reset_stats()
@@ -674,7 +674,7 @@ def memory_worker(user_pk: int, sandbox_url: str) -> int:
     from django.contrib.auth import get_user_model
     from django.test import override_settings
 
-    from genres import services, tasks
+    from genres import scans, tasks
     from genres.models import Scan, ScanResult
 
     user = get_user_model().objects.get(pk=user_pk)
@@ -683,7 +683,7 @@ def memory_worker(user_pk: int, sandbox_url: str) -> int:
     with override_settings(**_sandbox_settings(sandbox_url)), fresh_limiter(0):
         started = time.perf_counter()
         with no_broker():
-            scan, _ = services.scan_start(user=user, sources=["liked"], refresh=True)
+            scan, _ = scans.scan_start(user=user, sources=["liked"], refresh=True)
         status = tasks.scan_run(str(scan.pk))
         seconds = time.perf_counter() - started
     scan = Scan.objects.get(pk=scan.pk)

@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from genres.call_stats import COUNTERS
 from genres.models import (
     Artist,
     GenrePlaylist,
@@ -26,7 +27,6 @@ from genres.models import (
     SpotifyAccount,
     SpotifyCallBucket,
 )
-from genres.services import COUNTERS
 
 BADGE_COLOURS = {
     "queued": "#6b7280",

@@ -1,40 +1,30 @@
-"""Listener sign-in with Spotify (Authorization Code + PKCE), logout, /session, and the
-database-backed token provider every Spotify client of a listener uses.
+"""Listener sign-in with Spotify (Authorization Code + PKCE), logout and /session.
 
 Tokens never leave the server: the refresh token (and the access token) are stored encrypted
-in SpotifyAccount. A refresh token Spotify refuses (``invalid_grant``) marks the account
-``needs_reauth``; from then on the API answers 401 and pages send the listener to sign in.
+in SpotifyAccount (genres.tokens keeps them fresh for every worker).
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-import threading
 import time
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.auth import login, logout
-from django.db import IntegrityError, connection, transaction
-from django.http import (
-    HttpRequest,
-    HttpResponse,
-    HttpResponseNotAllowed,
-    HttpResponseRedirect,
-    JsonResponse,
-)
+from django.db import IntegrityError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.middleware.csrf import get_token
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from genres import spotify
-from genres.crypto import decrypt_token, encrypt_token
-from genres.models import SpotifyAccount
+from genres.accounts import account_link
+from genres.call_stats import SpotifyCallRecorder
 from genres.selectors import listener_account
-from genres.services import SpotifyCallRecorder, account_link
+from genres.tokens import StaticTokens
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +39,6 @@ SIGN_IN_TTL = timedelta(minutes=10)
 SESSION_KEY = "spotify_sign_in"
 # Longer than any real code or state; anything longer is malformed input.
 MAX_PARAM_LENGTH = 2048
-# A stored access token with less than this left is refreshed before use.
-REFRESH_MARGIN = timedelta(seconds=60)
 
 ERROR_DENIED = "spotify_denied"
 ERROR_STATE = "invalid_state"
@@ -136,7 +124,7 @@ def spotify_callback(request: HttpRequest) -> HttpResponse:
             code=code, code_verifier=attempt["verifier"]
         )
         client = spotify.SpotifyClient(
-            tokens=_StaticTokens(tokens.access_token), on_call=recorder.record
+            tokens=StaticTokens(tokens.access_token), on_call=recorder.record
         )
         account = account_link(profile=client.me(), tokens=tokens)
     except (spotify.SpotifyError, ValueError, IntegrityError) as failure:
@@ -148,28 +136,11 @@ def spotify_callback(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect("/")
 
 
-class _StaticTokens:
-    """The fresh token of a sign-in, before any account row exists."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def access_token(self) -> str:
-        return self._token
-
-    def force_refresh(self) -> str:
-        raise spotify.SpotifyAuthError("the new access token was refused", status=401)
-
-
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
     """POST /auth/logout: delete the session server side; 302 to / (also without a session)."""
     logout(request)
     return HttpResponseRedirect("/")
-
-
-def logout_not_allowed(request: HttpRequest) -> HttpResponse:
-    return HttpResponseNotAllowed(["POST"])
 
 
 @never_cache
@@ -189,95 +160,3 @@ def session_view(request: HttpRequest) -> JsonResponse:
             "csrfToken": get_token(request),
         }
     )
-
-
-# --- Tokens ---------------------------------------------------------------------------------
-
-
-class AccountTokenProvider:
-    """Access tokens of one listener, stored in the database and shared by all workers.
-
-    Thread-safe (the Spotify client looks artists up from several threads). A token with less
-    than REFRESH_MARGIN left is refreshed under a row lock, so two workers never both spend the
-    refresh token; the second finds the first one's new token. ``InvalidGrant`` marks the
-    account ``needs_reauth`` and is raised on.
-    """
-
-    def __init__(self, *, account_pk: int, accounts: spotify.SpotifyAccounts | None = None) -> None:
-        self.account_pk = account_pk
-        self._accounts = accounts
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._expires_at = None
-        self._home = threading.current_thread()
-
-    def _fresh(self) -> bool:
-        return bool(
-            self._token and self._expires_at and self._expires_at - timezone.now() > REFRESH_MARGIN
-        )
-
-    def access_token(self) -> str:
-        with self._lock:
-            if self._fresh():
-                return self._token
-            return self._load(force=False)
-
-    def force_refresh(self) -> str:
-        with self._lock:
-            return self._load(force=True)
-
-    def _load(self, *, force: bool) -> str:
-        rejected = self._token if force else None
-        try:
-            with transaction.atomic():
-                account = SpotifyAccount.objects.select_for_update().get(pk=self.account_pk)
-                if account.needs_reauth:
-                    raise spotify.InvalidGrant("the listener must sign in again", status=400)
-                stored = (
-                    decrypt_token(account.access_token_encrypted)
-                    if account.access_token_encrypted
-                    else None
-                )
-                expires = account.token_expires_at
-                still_good = stored and expires and expires - timezone.now() > REFRESH_MARGIN
-                # Another worker may have refreshed while we waited for the lock: use theirs.
-                if still_good and stored != rejected:
-                    self._token, self._expires_at = stored, expires
-                    return stored
-                if not account.refresh_token_encrypted:
-                    raise spotify.InvalidGrant("no refresh token stored", status=400)
-                accounts = self._accounts or spotify.SpotifyAccounts()
-                tokens = accounts.refresh(
-                    refresh_token=decrypt_token(account.refresh_token_encrypted)
-                )
-                account.access_token_encrypted = encrypt_token(tokens.access_token)
-                if tokens.refresh_token:
-                    account.refresh_token_encrypted = encrypt_token(tokens.refresh_token)
-                account.token_expires_at = tokens.expires_at
-                if tokens.scope:
-                    account.scopes = tokens.scope
-                account.save(
-                    update_fields=[
-                        "access_token_encrypted",
-                        "refresh_token_encrypted",
-                        "token_expires_at",
-                        "scopes",
-                        "updated_at",
-                    ]
-                )
-                self._token, self._expires_at = tokens.access_token, tokens.expires_at
-                return tokens.access_token
-        except spotify.InvalidGrant:
-            # Outside the rolled-back transaction, so the flag sticks.
-            SpotifyAccount.objects.filter(pk=self.account_pk).update(needs_reauth=True)
-            raise
-        finally:
-            if threading.current_thread() is not self._home:
-                # A lookup thread's connection would otherwise outlive the thread.
-                connection.close()
-
-
-def token_provider_for(user: Any) -> AccountTokenProvider:
-    """The token provider of a listener; raises SpotifyAccount.DoesNotExist without one."""
-    account = SpotifyAccount.objects.only("pk").get(user_id=user.pk)
-    return AccountTokenProvider(account_pk=account.pk)

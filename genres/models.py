@@ -7,10 +7,13 @@ them with compare-and-set, and a retried task resumes from what they say.
 
 from __future__ import annotations
 
-import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+
+from genres.jobs import ClaimedJob
 
 
 class SpotifyAccount(models.Model):
@@ -39,7 +42,7 @@ class SpotifyAccount(models.Model):
         return self.display_name or self.spotify_id
 
 
-class Scan(models.Model):
+class Scan(ClaimedJob):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
@@ -56,7 +59,6 @@ class Scan(models.Model):
 
     ACTIVE = (Status.QUEUED, Status.RUNNING, Status.PAUSED)
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="scans"
     )
@@ -75,15 +77,8 @@ class Scan(models.Model):
     checkpoint = models.JSONField(default=dict, blank=True)
     # The seed's error shape: {"error", "details", "step", "tracksFound", "artistsToFetch"}.
     error = models.JSONField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    # A paused scan (Spotify's quota) may be claimed again from then on.
     resume_at = models.DateTimeField(null=True, blank=True)
-    # Which worker holds the scan, and its last sign of life; a stale heartbeat lets another
-    # worker take over after a crash.
-    claimed_by = models.CharField(max_length=128, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
@@ -100,6 +95,10 @@ class Scan(models.Model):
 
     def __str__(self) -> str:
         return f"scan {self.id} ({self.status})"
+
+    @classmethod
+    def due_to_resume(cls, now: datetime) -> Q:
+        return Q(status=cls.Status.PAUSED, resume_at__lte=now)
 
 
 class LibraryTrack(models.Model):
@@ -190,7 +189,7 @@ class ScanResult(models.Model):
         indexes = [models.Index(fields=["user", "-created_at"])]
 
 
-class PlaylistJob(models.Model):
+class PlaylistJob(ClaimedJob):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
@@ -198,7 +197,6 @@ class PlaylistJob(models.Model):
         PARTIAL = "partial"
         FAILED = "failed"
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="playlist_jobs"
     )
@@ -212,12 +210,6 @@ class PlaylistJob(models.Model):
     # Contract "results": one entry per genre, updated as the job goes.
     results = models.JSONField(default=list)
     error = models.JSONField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    claimed_by = models.CharField(max_length=128, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]

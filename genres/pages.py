@@ -90,7 +90,7 @@ STEP_LABELS: dict[str, str] = {
     Scan.Step.AGGREGATING: "Sorting songs into genres",
     Scan.Step.DONE: "Done",
 }
-# While a scan reads its pages it already looks up their artists (genres.services).
+# While a scan reads its pages it already looks up their artists (genres.scan_runner).
 READING_AND_LOOKING_UP = "Reading your songs and looking up their artists"
 STATUS_TITLES: dict[str, str] = {
     Scan.Status.QUEUED: "Scan waiting to start",

@@ -38,21 +38,33 @@ from __future__ import annotations
 import logging
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from genres import spotify
-from genres.heartbeat import Heartbeat
+from genres.call_stats import SpotifyCallRecorder
+from genres.jobs import (
+    RUN_BUSY,
+    RUN_FINISHED,
+    RUN_NOT_CLAIMED,
+    JobClaimLost,
+    default_worker_id,
+    is_uuid,
+    job_enqueue,
+    job_heartbeat,
+)
 from genres.models import GenrePlaylist, PlaylistJob, ScanResult, SpotifyAccount
 from genres.selectors import iso, latest_result
+from genres.tokens import spotify_client_for, token_provider_for
 
 logger = logging.getLogger(__name__)
 
@@ -68,14 +80,8 @@ GENRE_PLACEHOLDER = "{genre}"
 UNCLASSIFIED = "Unclassified"
 # POST /playlists/{id}/items takes at most 100 URIs.
 ADD_BATCH_SIZE = 100
-# A running job whose heartbeat is older than this is presumed dead: a retried task may take
-# it over, and another job of the same listener may start.
-HEARTBEAT_STALE_AFTER = timedelta(minutes=2)
-# A thread beats this often while the job runs: one Spotify call can block for minutes (the
-# shared limiter, short 429s waited out), and a live worker must never look dead.
-HEARTBEAT_EVERY = timedelta(seconds=30)
-# A queued job nobody claimed for this long lost its task message; recovery re-queues it.
-QUEUED_STALE_AFTER = timedelta(minutes=2)
+# The Celery task that runs a playlist job (genres.tasks), queued by name.
+PLAYLIST_JOB_RUN_TASK = "genres.tasks.playlist_job_run_task"
 # How long a job waiting for another job of the same listener waits before trying again.
 BUSY_RETRY_SECONDS = 15
 # Ambiguous adds on one genre before it is given up (the next run reconciles).
@@ -85,11 +91,6 @@ RECONCILE_JOB_LOOKBACK = 20
 # A playlist made this recently counts as the listener's even if their playlists do not list
 # it yet (listings may lag behind a create): only an older one missing there was deleted.
 DELETED_AFTER = timedelta(minutes=10)
-
-# What playlist_job_run did.
-RUN_FINISHED = "finished"
-RUN_BUSY = "busy"  # another job of the listener is running: try again later
-RUN_NOT_CLAIMED = "not_claimed"  # finished, unknown, or held by a live worker
 
 PUBLIC_RESULT_KEYS = (
     "genre",
@@ -101,6 +102,24 @@ PUBLIC_RESULT_KEYS = (
     "error",
     "reason",
 )
+
+
+class PlaylistClient(Protocol):
+    """What the runner uses of ``spotify.SpotifyClient``."""
+
+    def my_playlists(self) -> Iterable[dict[str, Any]]: ...
+
+    def create_playlist(
+        self, *, name: str, description: str = "", public: bool = False
+    ) -> dict[str, Any]: ...
+
+    def playlist_track_ids(self, playlist_id: str) -> list[str]: ...
+
+    def add_items(self, playlist_id: str, uris: Sequence[str]) -> str: ...
+
+
+# Makes the client a job acts through, for the job's listener.
+ClientFactory = Callable[[AbstractBaseUser], PlaylistClient]
 
 
 class PlaylistInputError(ValueError):
@@ -155,11 +174,11 @@ def genre_track_ids(payload: dict[str, Any]) -> dict[str, list[str]]:
 
 def playlist_job_start(
     *,
-    user: Any,
-    genres: Any,
-    name_pattern: Any = DEFAULT_NAME_PATTERN,
-    description: Any = "",
-    skip_duplicates: Any = True,
+    user: AbstractBaseUser,
+    genres: object,
+    name_pattern: object = DEFAULT_NAME_PATTERN,
+    description: object = "",
+    skip_duplicates: object = True,
 ) -> PlaylistJob:
     """Validate a playlist request against the listener's latest scan and queue a job.
 
@@ -231,12 +250,8 @@ def playlist_job_start(
 
 
 def _enqueue(job_id: uuid.UUID) -> None:
-    from genres.tasks import playlist_job_run_task
-
-    try:
-        playlist_job_run_task.delay(str(job_id))
-    except Exception:  # the job row stays queued; recovery re-queues it
-        logger.exception("could not queue playlist job %s", job_id)
+    # A broker that refuses leaves the job row queued: recovery re-queues it.
+    job_enqueue(task_name=PLAYLIST_JOB_RUN_TASK, job_id=job_id, label="playlist job")
 
 
 # --- JSON -----------------------------------------------------------------------------------
@@ -266,13 +281,10 @@ def playlist_job_json(job: PlaylistJob) -> dict[str, Any]:
 
 
 def default_client_factory(
-    user: Any, *, on_call: Callable[[Any], None] | None = None
+    user: AbstractBaseUser, *, on_call: Callable[[spotify.CallRecord], None] | None = None
 ) -> spotify.SpotifyClient:
     """A client acting as the listener through the shared rate limiter, with the listener's
-    database-backed tokens (genres.auth.token_provider_for)."""
-    from genres.auth import token_provider_for
-    from genres.services import spotify_client_for
-
+    database-backed tokens (genres.tokens.token_provider_for)."""
     account = SpotifyAccount.objects.get(user_id=user.pk)
     return spotify_client_for(account=account, on_call=on_call, tokens=token_provider_for(user))
 
@@ -280,63 +292,44 @@ def default_client_factory(
 def playlist_jobs_due_for_recovery(*, now: datetime | None = None) -> list[str]:
     """Playlist jobs a worker should (re)run: running with a dead worker, or queued so long
     that their task message was lost (or they waited for another job of the listener)."""
-    now = now or timezone.now()
-    due = PlaylistJob.objects.filter(
-        Q(status=PlaylistJob.Status.RUNNING, heartbeat_at__lt=now - HEARTBEAT_STALE_AFTER)
-        | Q(status=PlaylistJob.Status.RUNNING, heartbeat_at__isnull=True)
-        | Q(status=PlaylistJob.Status.QUEUED, created_at__lt=now - QUEUED_STALE_AFTER)
-    )
+    due = PlaylistJob.objects.due_for_recovery(now=now)
     return [str(pk) for pk in due.values_list("pk", flat=True)]
 
 
-def _claim(job_id: Any, token: str) -> str:
+def _claim(job_id: object, token: str) -> str:
     """Take the job for this worker, or say why not."""
-    try:
-        job_id = uuid.UUID(str(job_id))
-    except ValueError:
+    if not is_uuid(job_id):
         return RUN_NOT_CLAIMED
+    job_id = uuid.UUID(str(job_id))
     user_id = PlaylistJob.objects.filter(pk=job_id).values_list("user_id", flat=True).first()
     if user_id is None:
         return RUN_NOT_CLAIMED
     now = timezone.now()
-    stale = now - HEARTBEAT_STALE_AFTER
-    dead = Q(status=PlaylistJob.Status.RUNNING) & (
-        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
-    )
     with transaction.atomic():
         # Race: two jobs of one listener claimed at once would fill the same playlists; the
         # listener's row lock (SQLite: the write lock) makes check-and-claim one step.
         get_user_model().objects.select_for_update().filter(pk=user_id).first()
         other_running = (
-            PlaylistJob.objects.filter(user_id=user_id, status=PlaylistJob.Status.RUNNING)
-            .exclude(pk=job_id)
-            .filter(heartbeat_at__gte=stale)
-            .exists()
+            PlaylistJob.objects.alive(now=now).filter(user_id=user_id).exclude(pk=job_id).exists()
         )
+        claimable = PlaylistJob.objects.claimable(now=now).filter(pk=job_id)
         if other_running:
-            claimable = PlaylistJob.objects.filter(pk=job_id).filter(
-                Q(status=PlaylistJob.Status.QUEUED) | dead
-            )
             return RUN_BUSY if claimable.exists() else RUN_NOT_CLAIMED
         # Race: a redelivered task and a recovery re-queue may both try; one row changes.
-        claimed = (
-            PlaylistJob.objects.filter(pk=job_id)
-            .filter(Q(status=PlaylistJob.Status.QUEUED) | dead)
-            .update(
-                status=PlaylistJob.Status.RUNNING,
-                claimed_by=token,
-                heartbeat_at=now,
-                started_at=Coalesce(F("started_at"), now),
-                attempts=F("attempts") + 1,
-            )
+        claimed = claimable.update(
+            status=PlaylistJob.Status.RUNNING,
+            claimed_by=token,
+            heartbeat_at=now,
+            started_at=Coalesce(F("started_at"), now),
+            attempts=F("attempts") + 1,
         )
     return RUN_FINISHED if claimed else RUN_NOT_CLAIMED
 
 
 def playlist_job_run(
     *,
-    job_id: Any,
-    client_factory: Callable[[Any], Any] | None = None,
+    job_id: object,
+    client_factory: ClientFactory | None = None,
     worker: str = "",
 ) -> str:
     """Run (or resume) a playlist job. Returns RUN_FINISHED, RUN_BUSY or RUN_NOT_CLAIMED.
@@ -344,8 +337,6 @@ def playlist_job_run(
     Safe to call any number of times, concurrently too: only one caller claims the job, and a
     job whose worker died (heartbeat stale) is resumed without duplicate playlists or tracks.
     """
-    from genres.services import SpotifyCallRecorder, default_worker_id
-
     token = worker or default_worker_id()
     outcome = _claim(job_id, token)
     if outcome != RUN_FINISHED:
@@ -357,26 +348,20 @@ def playlist_job_run(
         recorder = SpotifyCallRecorder()
         record = recorder.record
 
-        def client_factory(user: Any) -> spotify.SpotifyClient:
+        def client_factory(user: AbstractBaseUser) -> spotify.SpotifyClient:
             return default_client_factory(user, on_call=record)
 
     try:
         # Race: beats only while the claim is ours; a lost claim shows at the next persist.
-        claimed = PlaylistJob.objects.filter(
-            pk=job.pk, claimed_by=token, status=PlaylistJob.Status.RUNNING
-        )
-        with Heartbeat(claimed=claimed, every=HEARTBEAT_EVERY, label=f"playlist job {job.pk}"):
+        claimed = PlaylistJob.objects.owned_by(pk=job.pk, worker=token)
+        with job_heartbeat(claimed=claimed, label=f"playlist job {job.pk}"):
             _JobRun(job, token, client_factory).execute()
-    except _LostClaim:
+    except JobClaimLost:
         logger.warning("playlist job %s was taken over by another worker", job_id)
     finally:
         if recorder is not None:
             recorder.flush()
     return RUN_FINISHED
-
-
-class _LostClaim(Exception):
-    """Another worker took the job over (ours looked dead): stop touching it."""
 
 
 @dataclass(frozen=True)
@@ -406,11 +391,11 @@ def _describe(error: BaseException) -> str:
 
 
 class _JobRun:
-    def __init__(self, job: PlaylistJob, token: str, client_factory: Callable[[Any], Any]):
+    def __init__(self, job: PlaylistJob, token: str, client_factory: ClientFactory) -> None:
         self.job = job
         self.token = token
         self.client_factory = client_factory
-        self.client: Any = None
+        self.client: PlaylistClient  # made by execute(), once the job is ours
         self.owner_id = ""
         self.entries: dict[str, dict[str, Any]] = {
             entry["genre"]: dict(entry) for entry in job.results
@@ -424,11 +409,11 @@ class _JobRun:
         self.job.results = [self.entries[g] for g in self.job.genres if g in self.entries]
         now = timezone.now()
         # Race: a worker that looked dead may still be running; only the holder writes.
-        changed = PlaylistJob.objects.filter(
-            pk=self.job.pk, claimed_by=self.token, status=PlaylistJob.Status.RUNNING
-        ).update(results=self.job.results, heartbeat_at=now)
+        changed = PlaylistJob.objects.owned_by(pk=self.job.pk, worker=self.token).update(
+            results=self.job.results, heartbeat_at=now
+        )
         if not changed:
-            raise _LostClaim()
+            raise JobClaimLost(str(self.job.pk))
 
     def finish(self, error: dict[str, Any] | None = None) -> None:
         self.job.results = [self.entries[g] for g in self.job.genres if g in self.entries]
@@ -440,9 +425,7 @@ class _JobRun:
         else:
             final = PlaylistJob.Status.SUCCEEDED
         # Race: as in persist(), only the worker holding the claim may finish the job.
-        changed = PlaylistJob.objects.filter(
-            pk=self.job.pk, claimed_by=self.token, status=PlaylistJob.Status.RUNNING
-        ).update(
+        changed = PlaylistJob.objects.owned_by(pk=self.job.pk, worker=self.token).update(
             results=self.job.results,
             status=final,
             error=error,
@@ -450,7 +433,7 @@ class _JobRun:
             heartbeat_at=timezone.now(),
         )
         if not changed:
-            raise _LostClaim()
+            raise JobClaimLost(str(self.job.pk))
 
     def entry(self, genre: str, total: int) -> dict[str, Any]:
         entry = self.entries.get(genre)
@@ -513,7 +496,7 @@ class _JobRun:
                 self.run_genre(genre, targets)
             except _GenreFailed as error:
                 self.fail(genre, len(targets), str(error))
-            except _LostClaim:
+            except JobClaimLost:
                 raise
             except spotify.SpotifyRateLimited as error:
                 stop = self.quota_stop(error)
@@ -533,7 +516,7 @@ class _JobRun:
                 self.fail(genre, len(targets), f"unexpected error: {_describe(error)}")
         self.finish(stop.error if stop else None)
 
-    def quota_stop(self, error: Any) -> _Stop:
+    def quota_stop(self, error: spotify.SpotifyRateLimited) -> _Stop:
         retry_after = int(getattr(error, "retry_after", 0) or 0)
         retry_at = timezone.now() + timedelta(seconds=retry_after)
         when = retry_at.strftime("%Y-%m-%d %H:%M UTC")

@@ -1,14 +1,21 @@
 """Celery tasks of the listener side. Each is idempotent: the work is claimed on its job row
-with compare-and-set, so a duplicate delivery, a retry or a recovery re-queue is harmless."""
+with compare-and-set (genres.jobs), so a duplicate delivery, a retry or a recovery re-queue is
+harmless.
+
+Services queue these by name (``SCAN_RUN_TASK``, ``PLAYLIST_JOB_RUN_TASK``) and never import
+this module; the names are those running deployments have already queued.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 
-from genres import services
+from genres import playlists, scan_runner
+from genres.jobs import RUN_BUSY
+from genres.playlists import BUSY_RETRY_SECONDS, PLAYLIST_JOB_RUN_TASK
+from genres.scans import SCAN_RUN_TASK, scans_due_for_recovery
 
 logger = logging.getLogger(__name__)
 
@@ -17,51 +24,42 @@ logger = logging.getLogger(__name__)
 PLAYLIST_BUSY_RETRIES = 8
 
 
-@shared_task(name="genres.tasks.scan_run", acks_late=True, ignore_result=True)
+@shared_task(name=SCAN_RUN_TASK, acks_late=True, ignore_result=True)
 def scan_run(scan_id: str) -> str:
-    """Run or resume one scan (see services.scan_run)."""
-    return services.scan_run(scan_id=scan_id)
+    """Run or resume one scan (see scan_runner.scan_run)."""
+    return scan_runner.scan_run(scan_id=scan_id)
 
 
 @shared_task(name="genres.tasks.jobs_recover", ignore_result=True)
 def jobs_recover() -> dict[str, int]:
     """Every 30 s (CELERY_BEAT_SCHEDULE): re-queue paused scans whose resumeAt has passed,
-    scans whose worker stopped heartbeating, and queued scans whose message was lost."""
-    scans = services.scans_due_for_recovery()
+    jobs whose worker stopped heartbeating, and queued jobs whose message was lost."""
+    scans = scans_due_for_recovery()
     for scan_id in scans:
         try:
             scan_run.delay(scan_id)
         except Exception:  # the next round tries again
             logger.exception("could not re-queue scan %s", scan_id)
-    recovered = {"scans": len(scans)}
-    from genres.playlists import playlist_jobs_due_for_recovery
-
-    playlist_jobs = playlist_jobs_due_for_recovery()
+    playlist_jobs = playlists.playlist_jobs_due_for_recovery()
     for job_id in playlist_jobs:
         try:
             playlist_job_run_task.delay(job_id)
         except Exception:  # the next round tries again
             logger.exception("could not re-queue playlist job %s", job_id)
-    recovered["playlistJobs"] = len(playlist_jobs)
-    return recovered
-
-
-# --- Playlist job task (H4: genres/playlists.py) goes below. ---
+    return {"scans": len(scans), "playlistJobs": len(playlist_jobs)}
 
 
 @shared_task(
-    name="genres.tasks.playlist_job_run_task",
+    name=PLAYLIST_JOB_RUN_TASK,
     bind=True,
     acks_late=True,
     ignore_result=True,
     max_retries=PLAYLIST_BUSY_RETRIES,
 )
-def playlist_job_run_task(self: Any, job_id: str) -> str:
+def playlist_job_run_task(self: Task, job_id: str) -> str:
     """Run or resume one playlist job (see playlists.playlist_job_run). While another job of
     the same listener runs it waits, queued, and tries again (recovery re-queues it too)."""
-    from genres.playlists import BUSY_RETRY_SECONDS, RUN_BUSY, playlist_job_run
-
-    outcome = playlist_job_run(job_id=job_id)
+    outcome = playlists.playlist_job_run(job_id=job_id)
     if outcome == RUN_BUSY and self.request.retries < PLAYLIST_BUSY_RETRIES:
         raise self.retry(countdown=BUSY_RETRY_SECONDS)
     return outcome

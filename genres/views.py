@@ -19,7 +19,8 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from genres import selectors, services
+from genres import scans as services
+from genres import selectors
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # JSON bodies of this API are small; anything bigger is refused before parsing.

@@ -55,11 +55,11 @@ def _fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
 def queued_jobs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Scan and playlist jobs the pages start are recorded instead of sent to a broker; the
     test then plays the worker by updating the rows."""
-    from genres import playlists, services
+    from genres import playlists, scans
 
     queued: list[str] = []
     monkeypatch.setattr(playlists, "_enqueue", lambda job_id: queued.append(str(job_id)))
-    monkeypatch.setattr(services, "_enqueue_scan", lambda scan_id: queued.append(str(scan_id)))
+    monkeypatch.setattr(scans, "_enqueue_scan", lambda scan_id: queued.append(str(scan_id)))
     return queued
 
 

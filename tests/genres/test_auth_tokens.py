@@ -9,9 +9,9 @@ import pytest
 from django.utils import timezone
 
 from genres import spotify, tasks
-from genres.auth import AccountTokenProvider, token_provider_for
 from genres.crypto import decrypt_token
 from genres.models import Scan, SpotifyAccount
+from genres.tokens import AccountTokenProvider, token_provider_for
 from tests.genres.test_scan_sandbox import scan_to_end, start_scan
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]

@@ -15,16 +15,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from genres import playlists, spotify
+from genres import jobs, playlists, spotify
+from genres.jobs import RUN_BUSY, RUN_FINISHED, RUN_NOT_CLAIMED
 from genres.models import GenrePlaylist, PlaylistJob, Scan, ScanResult, SpotifyAccount
-from genres.playlists import (
-    RUN_BUSY,
-    RUN_FINISHED,
-    RUN_NOT_CLAIMED,
-    playlist_job_json,
-    playlist_job_run,
-    playlist_job_start,
-)
+from genres.playlists import playlist_job_json, playlist_job_run, playlist_job_start
 
 pytestmark = pytest.mark.django_db
 
@@ -185,7 +179,7 @@ def by_genre(job: PlaylistJob) -> dict[str, dict[str, Any]]:
 
 def make_stale(job: PlaylistJob) -> None:
     PlaylistJob.objects.filter(pk=job.pk).update(
-        heartbeat_at=timezone.now() - playlists.HEARTBEAT_STALE_AFTER - timedelta(seconds=1)
+        heartbeat_at=timezone.now() - jobs.HEARTBEAT_STALE - timedelta(seconds=1)
     )
 
 
@@ -511,14 +505,15 @@ def test_an_unknown_or_malformed_job_id_is_not_claimed(fake, job_id):
 
 
 def test_recovery_finds_dead_and_forgotten_jobs_but_not_live_or_finished_ones(listener, fake):
-    from genres.playlists import QUEUED_STALE_AFTER, playlist_jobs_due_for_recovery
+    from genres.jobs import QUEUED_STALE
+    from genres.playlists import playlist_jobs_due_for_recovery
 
     finished = start_and_run(listener, fake, genres=["jazz"])
     fresh = playlist_job_start(user=listener, genres=["jazz"])
     forgotten = playlist_job_start(user=listener, genres=["jazz"])
     live = playlist_job_start(user=listener, genres=["jazz"])
     dead = playlist_job_start(user=listener, genres=["jazz"])
-    long_ago = timezone.now() - QUEUED_STALE_AFTER - timedelta(seconds=1)
+    long_ago = timezone.now() - QUEUED_STALE - timedelta(seconds=1)
     PlaylistJob.objects.filter(pk__in=[forgotten.pk, finished.pk]).update(created_at=long_ago)
     PlaylistJob.objects.filter(pk__in=[live.pk, dead.pk]).update(
         status=PlaylistJob.Status.RUNNING, heartbeat_at=timezone.now()
@@ -601,7 +596,7 @@ def test_the_heartbeat_goes_on_while_one_spotify_call_takes_long(monkeypatch):
     import time
 
     monkeypatch.setattr(playlists, "_enqueue", lambda job_id: None)
-    monkeypatch.setattr(playlists, "HEARTBEAT_EVERY", timedelta(milliseconds=50))
+    monkeypatch.setattr(jobs, "HEARTBEAT_EVERY", timedelta(milliseconds=50))
     user = make_listener()
     make_result(user, LIBRARY)
     fake = FakeSpotify()

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from genres.jobs import RUN_FINISHED
 from genres.models import GenrePlaylist, PlaylistJob, SpotifyAccount
-from genres.playlists import RUN_FINISHED, playlist_job_json, playlist_job_run, playlist_job_start
+from genres.playlists import playlist_job_json, playlist_job_run, playlist_job_start
 from genres.ratelimit import LocalRateLimiter
 from genres.spotify import CallRecord, InvalidGrant, SpotifyClient
 from sandbox.genres import HOSTILE, NON_ASCII

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from genres import services, tasks
+from genres import scan_runner, tasks
 from genres.models import Artist, LibrarySource, LibraryTrack, Scan, ScanResult
 from tests.genres.conftest import sign_in
 
@@ -262,7 +262,7 @@ def test_an_extended_quota_scan_sends_full_batches_and_overlaps_its_requests(
     from genres.spotify import forget_batch_artists_memory
 
     sandbox = spotify_at_sandbox
-    real_save = services._ScanRun.save
+    real_save = scan_runner._ScanRun.save
     progress: list[tuple[str, int, int, int]] = []
 
     def noting_save(self: Any, **changes: Any) -> None:
@@ -270,7 +270,7 @@ def test_an_extended_quota_scan_sends_full_batches_and_overlaps_its_requests(
         scan = self.scan
         progress.append((scan.step, scan.tracks_found, scan.artists_fetched, scan.artists_to_fetch))
 
-    monkeypatch.setattr(services._ScanRun, "save", noting_save)
+    monkeypatch.setattr(scan_runner._ScanRun, "save", noting_save)
     spec = {"tracks": 1_000, "artists": 300, "followed_fraction": 0, "top_fraction": 0}
     sandbox.create_user({"id": "wide", "artist_offset": 40_000, **spec})
     sandbox.configure(extended_quota=True)

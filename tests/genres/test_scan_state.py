@@ -11,8 +11,9 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from genres import services, tasks
+from genres import call_stats, jobs, scans, tasks
 from genres.models import PlaylistJob, Scan, ScanResult, SpotifyAccount, SpotifyCallBucket
+from genres.scans import scan_results_prune
 from genres.spotify import CallRecord
 
 pytestmark = pytest.mark.django_db
@@ -32,8 +33,8 @@ def scan_of(user: Any, **fields: Any) -> Scan:
 def test_a_queued_scan_is_claimed_once_and_a_second_claim_fails(user):
     scan = scan_of(user)
 
-    first = services.scan_claim(scan_id=scan.pk, worker="w1")
-    second = services.scan_claim(scan_id=scan.pk, worker="w2")
+    first = scans.scan_claim(scan_id=scan.pk, worker="w1")
+    second = scans.scan_claim(scan_id=scan.pk, worker="w2")
 
     assert first is not None
     assert first.status == Scan.Status.RUNNING
@@ -50,32 +51,32 @@ def test_a_running_scan_with_a_stale_heartbeat_is_taken_over(user):
         status=Scan.Status.RUNNING,
         claimed_by="dead",
         started_at=started,
-        heartbeat_at=timezone.now() - services.HEARTBEAT_STALE - timedelta(seconds=1),
+        heartbeat_at=timezone.now() - jobs.HEARTBEAT_STALE - timedelta(seconds=1),
     )
 
-    taken = services.scan_claim(scan_id=stale.pk, worker="w2")
+    taken = scans.scan_claim(scan_id=stale.pk, worker="w2")
 
     assert taken.claimed_by == "w2"
     assert taken.started_at == started
     # The dead worker, should it wake up, can no longer write progress or finish.
-    assert services.scan_fail(scan_id=stale.pk, worker="dead", error={}) is False
+    assert scans.scan_fail(scan_id=stale.pk, worker="dead", error={}) is False
     assert Scan.objects.get(pk=stale.pk).status == Scan.Status.RUNNING
 
 
 def test_a_live_running_scan_is_not_taken(user):
     live = scan_of(user, status=Scan.Status.RUNNING, claimed_by="w1", heartbeat_at=timezone.now())
 
-    assert services.scan_claim(scan_id=live.pk, worker="w2") is None
+    assert scans.scan_claim(scan_id=live.pk, worker="w2") is None
 
 
 def test_a_paused_scan_is_claimable_only_once_its_resume_time_has_passed(user):
     later = scan_of(
         user, status=Scan.Status.PAUSED, resume_at=timezone.now() + timedelta(minutes=5)
     )
-    assert services.scan_claim(scan_id=later.pk, worker="w1") is None
+    assert scans.scan_claim(scan_id=later.pk, worker="w1") is None
 
     Scan.objects.filter(pk=later.pk).update(resume_at=timezone.now() - timedelta(seconds=1))
-    resumed = services.scan_claim(scan_id=later.pk, worker="w1")
+    resumed = scans.scan_claim(scan_id=later.pk, worker="w1")
 
     assert resumed.status == Scan.Status.RUNNING
     assert resumed.resume_at is None
@@ -86,22 +87,22 @@ def test_a_paused_scan_is_claimable_only_once_its_resume_time_has_passed(user):
 def test_a_finished_scan_is_never_claimed(user, status):
     done = scan_of(user, status=status)
 
-    assert services.scan_claim(scan_id=done.pk, worker="w1") is None
-    assert services.scan_claim(scan_id="not-a-uuid", worker="w1") is None
+    assert scans.scan_claim(scan_id=done.pk, worker="w1") is None
+    assert scans.scan_claim(scan_id="not-a-uuid", worker="w1") is None
 
 
 def test_pause_and_fail_need_the_claim(user):
     scan = scan_of(user)
-    services.scan_claim(scan_id=scan.pk, worker="w1")
+    scans.scan_claim(scan_id=scan.pk, worker="w1")
     resume = timezone.now() + timedelta(hours=1)
 
-    assert services.scan_pause(scan_id=scan.pk, worker="w2", resume_at=resume, error={}) is False
-    assert services.scan_pause(scan_id=scan.pk, worker="w1", resume_at=resume, error={"e": 1})
+    assert scans.scan_pause(scan_id=scan.pk, worker="w2", resume_at=resume, error={}) is False
+    assert scans.scan_pause(scan_id=scan.pk, worker="w1", resume_at=resume, error={"e": 1})
 
     paused = Scan.objects.get(pk=scan.pk)
     assert paused.status == Scan.Status.PAUSED
     assert paused.claimed_by == ""
-    assert services.scan_fail(scan_id=scan.pk, worker="w1", error={}) is False
+    assert scans.scan_fail(scan_id=scan.pk, worker="w1", error={}) is False
 
 
 def test_the_database_refuses_a_second_active_scan_for_one_listener(user):
@@ -113,8 +114,8 @@ def test_the_database_refuses_a_second_active_scan_for_one_listener(user):
 
 
 def test_scan_start_returns_the_active_scan_instead_of_a_second_one(user):
-    first, created = services.scan_start(user=user, sources=["liked"], refresh=False)
-    again, created_again = services.scan_start(user=user, sources=["liked"], refresh=True)
+    first, created = scans.scan_start(user=user, sources=["liked"], refresh=False)
+    again, created_again = scans.scan_start(user=user, sources=["liked"], refresh=True)
 
     assert created is True
     assert created_again is False
@@ -124,18 +125,18 @@ def test_scan_start_returns_the_active_scan_instead_of_a_second_one(user):
 def test_scan_start_refuses_a_user_without_a_spotify_account(db):
     staff = get_user_model().objects.create_user("operator", is_staff=True)
 
-    with pytest.raises(services.ScanInputError):
-        services.scan_start(user=staff, sources=["liked"])
+    with pytest.raises(scans.ScanInputError):
+        scans.scan_start(user=staff, sources=["liked"])
 
 
 def test_sources_are_validated_and_de_duplicated():
     playlist = "playlist:4aawyAB9vmqN3uQ7FjRGTy"
 
-    assert services.normalize_sources(None) == ["liked"]
-    assert services.normalize_sources(["liked", playlist, "liked"]) == ["liked", playlist]
+    assert scans.normalize_sources(None) == ["liked"]
+    assert scans.normalize_sources(["liked", playlist, "liked"]) == ["liked", playlist]
     for bad in ("liked", [], [None], ["playlist:a b"], ["playlist:é"], ["Liked"]):
-        with pytest.raises(services.ScanInputError):
-            services.normalize_sources(bad)
+        with pytest.raises(scans.ScanInputError):
+            scans.normalize_sources(bad)
 
 
 def test_recovery_picks_due_paused_dead_running_and_lost_queued_scans(enqueued):
@@ -158,8 +159,8 @@ def test_recovery_picks_due_paused_dead_running_and_lost_queued_scans(enqueued):
 def test_call_statistics_are_bucketed_per_minute_and_endpoint(monkeypatch):
     # One fixed minute, so the test cannot straddle a bucket boundary.
     fixed = timezone.now().replace(second=30)
-    monkeypatch.setattr(services.timezone, "now", lambda: fixed)
-    recorder = services.SpotifyCallRecorder(flush_every=3600)
+    monkeypatch.setattr(call_stats.timezone, "now", lambda: fixed)
+    recorder = call_stats.SpotifyCallRecorder(flush_every=3600)
     for status, reason in [(200, None), (200, None), (429, None), (429, "QUOTA_EXCEEDED")]:
         recorder.record(CallRecord("GET", "GET /artists/{id}", status, 40, None, reason))
     recorder.record(CallRecord("GET", "GET /me/tracks", 503, 900, None, None))
@@ -183,18 +184,18 @@ def test_call_statistics_are_bucketed_per_minute_and_endpoint(monkeypatch):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_heartbeat_thread_beats_only_while_the_claim_is_ours(monkeypatch):
-    monkeypatch.setattr(services, "HEARTBEAT_EVERY", timedelta(milliseconds=20))
+    monkeypatch.setattr(jobs, "HEARTBEAT_EVERY", timedelta(milliseconds=20))
     users = [get_user_model().objects.create_user(f"spotify:u{n}") for n in range(2)]
     long_ago = timezone.now() - timedelta(minutes=10)
     ours = scan_of(users[0], status=Scan.Status.RUNNING, claimed_by="w1", heartbeat_at=long_ago)
     theirs = scan_of(users[1], status=Scan.Status.RUNNING, claimed_by="w2", heartbeat_at=long_ago)
 
-    with services.scan_heartbeat(scan_id=ours.pk, worker="w1"):
+    with scans.scan_heartbeat(scan_id=ours.pk, worker="w1"):
         deadline = time.monotonic() + 5
         while Scan.objects.get(pk=ours.pk).heartbeat_at == long_ago:
             assert time.monotonic() < deadline, "no heartbeat within 5 s"
             time.sleep(0.01)
-    with services.scan_heartbeat(scan_id=theirs.pk, worker="w1"):
+    with scans.scan_heartbeat(scan_id=theirs.pk, worker="w1"):
         time.sleep(0.1)
 
     assert Scan.objects.get(pk=ours.pk).heartbeat_at > timezone.now() - timedelta(seconds=5)
@@ -213,7 +214,7 @@ def test_old_results_are_pruned_except_those_a_playlist_job_still_uses(user):
     PlaylistJob.objects.create(user=user, scan=scans[0], status=PlaylistJob.Status.RUNNING)
     PlaylistJob.objects.create(user=user, scan=scans[1], status=PlaylistJob.Status.SUCCEEDED)
 
-    assert services.scan_results_prune(user_id=user.pk) == 2
+    assert scan_results_prune(user_id=user.pk) == 2
 
     kept = set(ScanResult.objects.values_list("scan_id", flat=True))
     assert kept == {scans[0].pk, scans[3].pk, scans[4].pk, scans[5].pk}

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from genres.services import account_link
+from genres.accounts import account_link
 from genres.spotify import TokenSet
 from sandbox.testing import RunningSandbox, running_sandbox
 

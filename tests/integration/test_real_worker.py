@@ -16,7 +16,7 @@ import pytest
 from django.utils import timezone
 
 from genres.models import LibraryTrack, Scan
-from genres.services import scan_start
+from genres.scans import scan_start
 from genres.tasks import jobs_recover
 from sandbox.testing import RunningSandbox
 from tests.integration.conftest import JOB_TIMEOUT, LISTENER, signed_in_listener, wait_for

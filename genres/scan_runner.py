@@ -1,9 +1,5 @@
-"""State changes of the listener side: linking accounts, scans and their recovery, call stats.
-
-A scan is a row (``Scan``) that is the truth about its progress. Every transition is a
-compare-and-set on that row; a worker owns a running scan through ``claimed_by`` and proves it
-is alive with ``heartbeat_at``, and every progress write checks both, so a worker that lost its
-claim (it stalled and another took over) stops at its next write instead of racing.
+"""The scan runner: reads a listener's library from Spotify, looks up its artists' genres and
+stores the aggregated result, resuming where an earlier attempt stopped.
 
 The scan keeps a ``checkpoint`` (per-source offsets, phase markers) written in the same
 transaction as the library rows it describes, so a pause or a crash resumes where it stopped
@@ -12,53 +8,34 @@ and re-running a page never duplicates a row (LibraryTrack is unique per user, s
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import socket
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce, Greatest
+from django.db import transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from genres import spotify
 from genres.aggregation import aggregate, summary
 from genres.artists import artists_lookup, artists_store
-from genres.heartbeat import Heartbeat
-from genres.models import (
-    LibrarySource,
-    LibraryTrack,
-    PlaylistJob,
-    Scan,
-    ScanResult,
-    SpotifyAccount,
-    SpotifyCallBucket,
-)
+from genres.call_stats import SpotifyCallRecorder
+from genres.crypto import TokenDecryptionError
+from genres.jobs import RUN_NOT_CLAIMED, JobClaimLost, default_worker_id
+from genres.library import LibraryRow, library_rows_upsert
+from genres.models import LibrarySource, LibraryTrack, Scan, ScanResult, SpotifyAccount
+from genres.scans import scan_claim, scan_fail, scan_heartbeat, scan_pause, scan_results_prune
 from genres.selectors import iso
+from genres.tokens import AccountTokenProvider, spotify_client_for
 
 logger = logging.getLogger(__name__)
 
-# A successful scan younger than this answers POST /api/scans {"refresh": false}.
-FRESH_SCAN_AGE = timedelta(hours=6)
-# A running scan whose worker has not written for this long is taken over (the worker died).
-HEARTBEAT_STALE = timedelta(minutes=2)
-# A running scan's heartbeat is written this often by a thread, whatever the scan waits on.
-HEARTBEAT_EVERY = timedelta(seconds=30)
-# A queued scan nobody claimed for this long lost its task message; recovery re-queues it.
-QUEUED_STALE = timedelta(minutes=2)
 # Spotify's maximum page size for liked songs and playlist items.
 PAGE_SIZE = 50
 # Pages of a full read written per transaction (with the checkpoint): enough that the writes
@@ -72,14 +49,8 @@ ARTIST_CHUNK = spotify.ARTISTS_BATCH_LIMIT
 HARVEST_INTERVAL = timedelta(days=7)
 # Followed artists are written this many at a time while they are paged (bounded memory).
 HARVEST_STORE_BATCH = 500
-# Spotify call statistics are written at most this often per job (plus once at the end).
-CALL_FLUSH_SECONDS = 5.0
 # When a rate limit cannot be waited out and Spotify gave no usable Retry-After.
 DEFAULT_PAUSE = timedelta(minutes=1)
-MAX_SOURCES = 20
-# Results kept per listener (a large library's result is about half a megabyte); older ones
-# go unless a playlist job still works from them. The scan rows themselves stay.
-KEEP_RESULTS = 3
 
 STEP_ERRORS = {
     Scan.Step.FETCHING_PROFILE: "Failed to fetch your profile from Spotify",
@@ -91,401 +62,8 @@ STEP_ERRORS = {
 RECONNECT_ERROR = "Spotify sign-in expired or was revoked: sign in with Spotify again"
 
 
-class ScanClaimLost(Exception):
-    """This worker no longer owns the scan (another worker took it over); stop quietly."""
-
-
-# --- Accounts ---------------------------------------------------------------------------------
-
-
-def account_link(*, profile: Mapping[str, Any], tokens: Any) -> SpotifyAccount:
-    """Link (or re-link) a Spotify profile to a Django user and store its tokens.
-
-    Links by ``account_id`` when Spotify sends one (stable), else by ``id``. A new listener gets
-    a user ``spotify:<id>`` with an unusable password that is never staff.
-    """
-    from genres.crypto import encrypt_token
-
-    spotify_id = str(profile.get("id") or "")
-    if not spotify_id:
-        raise ValueError("the Spotify profile has no id")
-    account_id = profile.get("account_id") or None
-    display_name = str(profile.get("display_name") or spotify_id)[:256]
-    values = {
-        "display_name": display_name,
-        "access_token_encrypted": encrypt_token(tokens.access_token),
-        "refresh_token_encrypted": encrypt_token(tokens.refresh_token)
-        if tokens.refresh_token
-        else "",
-        "token_expires_at": tokens.expires_at,
-        "scopes": tokens.scope or "",
-        "needs_reauth": False,
-    }
-    User = get_user_model()
-    for attempt in range(2):
-        try:
-            with transaction.atomic():
-                account = None
-                if account_id:
-                    account = (
-                        SpotifyAccount.objects.select_for_update()
-                        .filter(account_id=account_id)
-                        .first()
-                    )
-                if account is None:
-                    account = (
-                        SpotifyAccount.objects.select_for_update()
-                        .filter(spotify_id=spotify_id)
-                        .first()
-                    )
-                if account is None:
-                    user, created = User.objects.get_or_create(
-                        username=f"spotify:{spotify_id}"[:150],
-                        defaults={"is_staff": False, "is_superuser": False},
-                    )
-                    if created:
-                        user.set_unusable_password()
-                        user.save(update_fields=["password"])
-                    account = SpotifyAccount(user=user)
-                if not values["refresh_token_encrypted"] and account.refresh_token_encrypted:
-                    values["refresh_token_encrypted"] = account.refresh_token_encrypted
-                account.spotify_id = spotify_id
-                account.account_id = account_id or account.account_id
-                for name, value in values.items():
-                    setattr(account, name, value)
-                account.save()
-                return account
-        except IntegrityError:
-            # Race: two callbacks of one new listener both created the account; the second
-            # attempt finds the winner's row and updates it.
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
-
-
-def spotify_client_for(
-    *, account: SpotifyAccount, on_call: Callable | None = None, tokens: Any = None
-) -> spotify.SpotifyClient:
-    """A Spotify client acting as ``account``, through the shared rate limiter."""
-    from genres.auth import AccountTokenProvider
-    from genres.ratelimit import rate_limiter
-
-    return spotify.SpotifyClient(
-        tokens=tokens or AccountTokenProvider(account_pk=account.pk),
-        limiter=rate_limiter(),
-        on_call=on_call,
-        concurrency=settings.SPOTIFY_CONCURRENCY,
-    )
-
-
-# --- Spotify call statistics --------------------------------------------------------------------
-
-
-@dataclass
-class _Bucket:
-    calls: int = 0
-    ok: int = 0
-    client_errors: int = 0
-    server_errors: int = 0
-    network_errors: int = 0
-    rate_limited: int = 0
-    quota_exceeded: int = 0
-    total_ms: int = 0
-    max_ms: int = 0
-
-
-COUNTERS = (
-    "calls",
-    "ok",
-    "client_errors",
-    "server_errors",
-    "network_errors",
-    "rate_limited",
-    "quota_exceeded",
-    "total_ms",
-)
-
-
-def call_buckets_add(*, buckets: Mapping[tuple[datetime, str], _Bucket]) -> None:
-    """Add counts to the per-minute rows with atomic increments (many workers write at once)."""
-    for (minute, endpoint), bucket in buckets.items():
-        increments = {name: F(name) + getattr(bucket, name) for name in COUNTERS}
-        increments["max_ms"] = Greatest(F("max_ms"), Value(bucket.max_ms))
-        rows = SpotifyCallBucket.objects.filter(minute=minute, endpoint=endpoint)
-        if rows.update(**increments):
-            continue
-        try:
-            with transaction.atomic():
-                SpotifyCallBucket.objects.create(
-                    minute=minute,
-                    endpoint=endpoint,
-                    max_ms=bucket.max_ms,
-                    **{name: getattr(bucket, name) for name in COUNTERS},
-                )
-        except IntegrityError:
-            # Race: another worker created this minute's row between our update and insert.
-            rows.update(**increments)
-
-
-class SpotifyCallRecorder:
-    """Collects ``CallRecord``s in memory (thread-safe: the client calls from its threads)
-    and writes them as per-minute buckets now and then, so recording costs no query per call."""
-
-    def __init__(self, flush_every: float = CALL_FLUSH_SECONDS) -> None:
-        self._lock = threading.Lock()
-        self._pending: dict[tuple[datetime, str], _Bucket] = {}
-        self._flush_every = flush_every
-        self._last_flush = time.monotonic()
-        self.calls = 0
-
-    def record(self, call: Any) -> None:
-        now = timezone.now()
-        minute = now.replace(second=0, microsecond=0)
-        endpoint = str(call.endpoint)[:96]
-        status = call.status or 0
-        duration = max(0, int(call.duration_ms or 0))
-        with self._lock:
-            self.calls += 1
-            bucket = self._pending.setdefault((minute, endpoint), _Bucket())
-            bucket.calls += 1
-            bucket.total_ms += duration
-            bucket.max_ms = max(bucket.max_ms, duration)
-            if not status:
-                bucket.network_errors += 1
-            elif status == 429:
-                if (call.reason or "").upper() == "QUOTA_EXCEEDED":
-                    bucket.quota_exceeded += 1
-                else:
-                    bucket.rate_limited += 1
-            elif status >= 500:
-                bucket.server_errors += 1
-            elif status >= 400:
-                bucket.client_errors += 1
-            else:
-                bucket.ok += 1
-
-    def maybe_flush(self) -> None:
-        if time.monotonic() - self._last_flush >= self._flush_every:
-            self.flush()
-
-    def flush(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, {}
-            self._last_flush = time.monotonic()
-        if not pending:
-            return
-        try:
-            call_buckets_add(buckets=pending)
-        except Exception:  # statistics must never fail a listener's job
-            logger.exception("could not record Spotify call statistics")
-
-
-# --- Scans: starting --------------------------------------------------------------------------
-
-
-class ScanInputError(ValueError):
-    """The client sent sources the scan cannot use; the message says what is wrong."""
-
-
-def normalize_sources(sources: Any) -> list[str]:
-    """Validated, de-duplicated sources; raises ScanInputError."""
-    if sources is None:
-        return ["liked"]
-    if not isinstance(sources, list):
-        raise ScanInputError('"sources" must be a list such as ["liked"]')
-    if not sources:
-        raise ScanInputError('"sources" must name at least one source')
-    if len(sources) > MAX_SOURCES:
-        raise ScanInputError(f'"sources" may name at most {MAX_SOURCES} sources')
-    cleaned: list[str] = []
-    for source in sources:
-        if not isinstance(source, str):
-            raise ScanInputError('every source must be a string: "liked" or "playlist:<id>"')
-        if source != "liked":
-            kind, _, playlist_id = source.partition(":")
-            if kind != "playlist" or not spotify_id_valid(playlist_id):
-                raise ScanInputError(
-                    'every source must be "liked" or "playlist:<Spotify playlist id>"'
-                )
-        if source not in cleaned:
-            cleaned.append(source)
-    return cleaned
-
-
-def spotify_id_valid(value: str) -> bool:
-    """A Spotify id: base62, 22 characters for catalog ids (a little leeway for others)."""
-    return 1 <= len(value) <= 64 and value.isascii() and value.isalnum()
-
-
-def _enqueue_scan(scan_id: uuid.UUID) -> None:
-    from genres.tasks import scan_run as scan_run_task
-
-    try:
-        scan_run_task.delay(str(scan_id))
-    except Exception:  # the row stays queued; jobs_recover re-queues it
-        logger.exception("could not queue scan %s; recovery will retry", scan_id)
-
-
-def scan_start(
-    *, user: Any, sources: list[str] | None = None, refresh: bool = False
-) -> tuple[Scan, bool]:
-    """Start a scan for a listener, or answer with the one that stands for it.
-
-    Returns ``(scan, created)``. Not created: the listener's active (queued, running, paused)
-    scan, or with ``refresh=False`` the latest successful scan of the same sources if it is
-    younger than FRESH_SCAN_AGE (its status is then ``succeeded``: "reused").
-    """
-    sources = normalize_sources(sources)
-    with transaction.atomic():
-        # Race: two POSTs at once both see no active scan and both create one; locking the
-        # listener's account row serializes them (and a partial unique index backs it up).
-        account = SpotifyAccount.objects.select_for_update().filter(user_id=user.pk).first()
-        if account is None:
-            raise ScanInputError("Only a listener signed in with Spotify can scan")
-        active = Scan.objects.filter(user_id=user.pk, status__in=Scan.ACTIVE).first()
-        if active is not None:
-            return active, False
-        if not refresh:
-            fresh = (
-                Scan.objects.filter(
-                    user_id=user.pk,
-                    status=Scan.Status.SUCCEEDED,
-                    finished_at__gte=timezone.now() - FRESH_SCAN_AGE,
-                    result__isnull=False,
-                )
-                .order_by("-finished_at")
-                .first()
-            )
-            if fresh is not None and sorted(fresh.sources) == sorted(sources):
-                return fresh, False
-        try:
-            with transaction.atomic():
-                scan = Scan.objects.create(user_id=user.pk, sources=sources, refresh=refresh)
-        except IntegrityError:
-            # The partial unique index caught a start that bypassed the lock: answer with
-            # the scan that won.
-            return Scan.objects.get(user_id=user.pk, status__in=Scan.ACTIVE), False
-        transaction.on_commit(lambda: _enqueue_scan(scan.id))
-    return scan, True
-
-
-# --- Scans: transitions -------------------------------------------------------------------------
-
-
-def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def scan_claim(*, scan_id: Any, worker: str, now: datetime | None = None) -> Scan | None:
-    """Take a scan for ``worker``: queued, paused and due, or running with a stale heartbeat.
-
-    Returns the claimed scan, or None when it is not claimable (finished, held by a live
-    worker, paused until later, unknown).
-    """
-    now = now or timezone.now()
-    claimable = (
-        Q(status=Scan.Status.QUEUED)
-        | Q(status=Scan.Status.PAUSED, resume_at__lte=now)
-        | Q(status=Scan.Status.RUNNING, heartbeat_at__lt=now - HEARTBEAT_STALE)
-        | Q(status=Scan.Status.RUNNING, heartbeat_at__isnull=True)
-    )
-    # Race: a redelivered task, jobs_recover and a retry may all try one scan; the
-    # conditional update lets exactly one of them win.
-    claimed = (
-        Scan.objects.filter(claimable, pk=scan_id).update(
-            status=Scan.Status.RUNNING,
-            claimed_by=worker,
-            heartbeat_at=now,
-            resume_at=None,
-            error=None,
-            attempts=F("attempts") + 1,
-            started_at=Coalesce(F("started_at"), Value(now)),
-        )
-        if _is_uuid(scan_id)
-        else 0
-    )
-    return Scan.objects.get(pk=scan_id) if claimed else None
-
-
-def _is_uuid(value: Any) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
-
-
-def _owned(scan_id: Any, worker: str) -> Any:
-    return Scan.objects.filter(pk=scan_id, status=Scan.Status.RUNNING, claimed_by=worker)
-
-
-def scan_pause(*, scan_id: Any, worker: str, resume_at: datetime, error: dict) -> bool:
-    """Running -> paused until ``resume_at`` (Spotify's quota); the checkpoint stays."""
-    # Race: only the worker that holds the claim may park the scan.
-    return bool(
-        _owned(scan_id, worker).update(
-            status=Scan.Status.PAUSED,
-            resume_at=resume_at,
-            error=error,
-            claimed_by="",
-            heartbeat_at=timezone.now(),
-        )
-    )
-
-
-def scan_fail(*, scan_id: Any, worker: str | None, error: dict) -> bool:
-    """Running -> failed with the seed's error shape; the previous result stays the latest."""
-    rows = (
-        _owned(scan_id, worker)
-        if worker is not None
-        else Scan.objects.filter(pk=scan_id, status__in=Scan.ACTIVE)
-    )
-    # Race: a worker that lost its claim must not fail a scan another worker is finishing.
-    return bool(
-        rows.update(
-            status=Scan.Status.FAILED,
-            error=error,
-            finished_at=timezone.now(),
-            claimed_by="",
-            resume_at=None,
-        )
-    )
-
-
-def scans_due_for_recovery(*, now: datetime | None = None) -> list[str]:
-    """Scans a worker should (re)run now: paused and due, running with a dead worker, or
-    queued so long ago that their task message must have been lost."""
-    now = now or timezone.now()
-    due = Scan.objects.filter(
-        Q(status=Scan.Status.PAUSED, resume_at__lte=now)
-        | Q(status=Scan.Status.RUNNING, heartbeat_at__lt=now - HEARTBEAT_STALE)
-        | Q(status=Scan.Status.RUNNING, heartbeat_at__isnull=True)
-        | Q(status=Scan.Status.QUEUED, created_at__lt=now - QUEUED_STALE)
-    )
-    return [str(pk) for pk in due.values_list("pk", flat=True)]
-
-
-def scan_results_prune(*, user_id: Any) -> int:
-    """Delete all but the listener's KEEP_RESULTS newest results (never one an unfinished
-    playlist job uses); returns how many went."""
-    keep = list(
-        ScanResult.objects.filter(user_id=user_id)
-        .order_by("-created_at")
-        .values_list("pk", flat=True)[:KEEP_RESULTS]
-    )
-    in_use = PlaylistJob.objects.filter(
-        user_id=user_id, status__in=(PlaylistJob.Status.QUEUED, PlaylistJob.Status.RUNNING)
-    ).values_list("scan_id", flat=True)
-    old = ScanResult.objects.filter(user_id=user_id).exclude(pk__in=keep)
-    deleted, _ = old.exclude(scan_id__in=in_use).delete()
-    return deleted
-
-
-# --- Scans: running -----------------------------------------------------------------------------
-
-
 def _error_shape(scan: Scan, message: str, details: str) -> dict[str, Any]:
-    """The seed's error JSON (high-availability.md, "Spotify API Failures")."""
+    """The error JSON of a failed or paused scan (the contract's scan ``error``)."""
     return {
         "error": message,
         "details": details,
@@ -502,16 +80,16 @@ def _details(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def scan_run(*, scan_id: Any, worker: str | None = None) -> str:
+def scan_run(*, scan_id: object, worker: str | None = None) -> str:
     """Run (or resume) one scan to its end, a pause or a failure. Idempotent: a scan that is
     not claimable (finished, or held by a live worker) is left alone.
 
-    Returns the scan's status afterwards, or "not-claimed".
+    Returns the scan's status afterwards, or RUN_NOT_CLAIMED.
     """
     worker = worker or default_worker_id()
     scan = scan_claim(scan_id=scan_id, worker=worker)
     if scan is None:
-        return "not-claimed"
+        return RUN_NOT_CLAIMED
     account = SpotifyAccount.objects.filter(user_id=scan.user_id).first()
     if account is None or account.needs_reauth:
         scan_fail(
@@ -526,9 +104,9 @@ def scan_run(*, scan_id: Any, worker: str | None = None) -> str:
         with scan_heartbeat(scan_id=scan.pk, worker=worker):
             run.execute()
         return Scan.Status.SUCCEEDED
-    except ScanClaimLost:
+    except JobClaimLost:
         logger.warning("scan %s: claim lost to another worker; stopping", scan.pk)
-        return "not-claimed"
+        return RUN_NOT_CLAIMED
     except spotify.SpotifyRateLimited as error:
         wait = timedelta(seconds=error.retry_after) if error.retry_after else DEFAULT_PAUSE
         resume_at = timezone.now() + wait
@@ -545,8 +123,6 @@ def scan_run(*, scan_id: Any, worker: str | None = None) -> str:
         scan_fail(scan_id=scan.pk, worker=worker, error=shape)
         return Scan.Status.FAILED
     except Exception as error:
-        from genres.crypto import TokenDecryptionError
-
         if isinstance(error, TokenDecryptionError):
             # The token key was rotated away: only a new sign-in gives us tokens again.
             SpotifyAccount.objects.filter(pk=account.pk).update(needs_reauth=True)
@@ -558,79 +134,6 @@ def scan_run(*, scan_id: Any, worker: str | None = None) -> str:
         return Scan.Status.FAILED
     finally:
         recorder.flush()
-
-
-# PostgreSQL statements of library_rows_upsert (constants: nothing in them comes from input).
-_UPSERT_TEMP_TABLE_SQL = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS swedify_library_rows (user_id bigint, source text, "
-    'track_id text, artist_ids jsonb, added_at timestamptz, "position" integer, seen_scan uuid) '
-    "ON COMMIT DELETE ROWS"
-)
-_UPSERT_COPY_SQL = (
-    'COPY swedify_library_rows ("user_id", "source", "track_id", "artist_ids", "added_at", '
-    '"position", "seen_scan") FROM STDIN'
-)
-_UPSERT_MERGE_SQL = (
-    'INSERT INTO "genres_librarytrack" ("user_id", "source", "track_id", "artist_ids", '
-    '"added_at", "position", "seen_scan") SELECT "user_id", "source", "track_id", '
-    '"artist_ids", "added_at", "position", "seen_scan" FROM swedify_library_rows '
-    'ON CONFLICT ("user_id", "source", "track_id") DO UPDATE SET '
-    '"artist_ids" = EXCLUDED."artist_ids", "added_at" = EXCLUDED."added_at", '
-    '"position" = EXCLUDED."position", "seen_scan" = EXCLUDED."seen_scan"'
-)
-_UPSERT_CLEAR_SQL = "DELETE FROM swedify_library_rows"
-
-
-class LibraryRow(NamedTuple):
-    """The values of one LibraryTrack row: far cheaper to build than a model instance, for
-    the thousands of rows of a full read."""
-
-    user_id: int
-    source: str
-    track_id: str
-    artist_ids: list[str]
-    added_at: datetime | None
-    position: int
-    seen_scan: uuid.UUID | None
-
-    def model(self) -> LibraryTrack:
-        return LibraryTrack(**self._asdict())
-
-
-def library_rows_upsert(*, rows: Sequence[LibraryRow]) -> None:
-    """Insert library rows, or update the ones a listener already has (unique per user,
-    source and track): artist ids, added_at, position and seen_scan take the new values.
-
-    On PostgreSQL the rows are COPYed into a temporary table and merged with one INSERT ... ON
-    CONFLICT: a full read writes thousands of rows while its pages arrive, and bulk_create's
-    per-value work on this thread (about four times the CPU) held the read back.
-    """
-    if connection.vendor != "postgresql":
-        LibraryTrack.objects.bulk_create(
-            [row.model() for row in rows],
-            update_conflicts=True,
-            unique_fields=["user", "source", "track_id"],
-            update_fields=["artist_ids", "added_at", "position", "seen_scan"],
-        )
-        return
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_UPSERT_TEMP_TABLE_SQL)
-        with cursor.cursor.copy(_UPSERT_COPY_SQL) as copy:
-            for user_id, source, track_id, artist_ids, added_at, position, seen in rows:
-                copy.write_row(
-                    (user_id, source, track_id, json.dumps(artist_ids), added_at, position, seen)
-                )
-        cursor.execute(_UPSERT_MERGE_SQL)
-        # Emptied at once, not only at commit: a caller's outer transaction may upsert again.
-        cursor.execute(_UPSERT_CLEAR_SQL)
-
-
-def scan_heartbeat(*, scan_id: Any, worker: str) -> Heartbeat:
-    # Race: beats only while the claim is ours; a lost claim stops the run at its next
-    # progress write.
-    return Heartbeat(
-        claimed=_owned(scan_id, worker), every=HEARTBEAT_EVERY, label=f"scan {scan_id}"
-    )
 
 
 def _added_at(item: Mapping[str, Any]) -> datetime | None:
@@ -660,13 +163,14 @@ class _ScanRun:
     account: SpotifyAccount
     worker: str
     recorder: SpotifyCallRecorder
-    client: Any = None
-    tokens: Any = None
+    # Set up by execute().
+    client: spotify.SpotifyClient = field(init=False)
+    tokens: AccountTokenProvider = field(init=False)
     checkpoint: dict[str, Any] = field(default_factory=dict)
     # Artist lookups run from the first page on, beside the reads (see fetch_artists).
-    lookups: Any = None
+    lookups: spotify.ArtistLookups = field(init=False)
     artists_seen: set[str] = field(default_factory=set)
-    artists_arrived: dict[str, Any] = field(default_factory=dict)
+    artists_arrived: dict[str, Mapping[str, Any] | None] = field(default_factory=dict)
     artists_waiting: int = 0  # asked for in this attempt, not stored yet
     harvest_checked: bool = False
 
@@ -691,8 +195,8 @@ class _ScanRun:
             "checkpoint": self.checkpoint,
             "heartbeat_at": timezone.now(),
         }
-        if not _owned(self.scan.pk, self.worker).update(**fields):
-            raise ScanClaimLost(str(self.scan.pk))
+        if not Scan.objects.owned_by(pk=self.scan.pk, worker=self.worker).update(**fields):
+            raise JobClaimLost(str(self.scan.pk))
         self.recorder.maybe_flush()
 
     # -- the steps --
@@ -700,8 +204,6 @@ class _ScanRun:
     def execute(self) -> None:
         # Requests of earlier attempts (before a pause or a crash) still count.
         self.checkpoint["requestsBefore"] = self.scan.requests_made
-        from genres.auth import AccountTokenProvider
-
         self.tokens = AccountTokenProvider(account_pk=self.account.pk)
         self.client = spotify_client_for(
             account=self.account, on_call=self.recorder.record, tokens=self.tokens
@@ -730,7 +232,7 @@ class _ScanRun:
         self.save(step=Scan.Step.AGGREGATING)
         self.finish()
 
-    def _library(self) -> Any:
+    def _library(self) -> QuerySet[LibraryTrack]:
         return LibraryTrack.objects.filter(user_id=self.scan.user_id, source__in=self.scan.sources)
 
     def _distinct_tracks(self) -> int:
@@ -749,7 +251,7 @@ class _ScanRun:
             return
         if source == "liked":
 
-            def fetch(offset: int) -> Any:
+            def fetch(offset: int) -> spotify.Page:
                 return self.client.liked_page(offset=offset, limit=PAGE_SIZE)
 
             # An interrupted incremental read keeps nothing, so it simply starts over: it is a
@@ -759,12 +261,12 @@ class _ScanRun:
         else:
             playlist_id = source.partition(":")[2]
 
-            def fetch(offset: int) -> Any:
+            def fetch(offset: int) -> spotify.Page:
                 return self.client.playlist_items_page(playlist_id, offset=offset, limit=PAGE_SIZE)
 
         self.read_fully(source, fetch)
 
-    def read_incrementally(self, source: str, fetch: Callable[[int], Any]) -> bool:
+    def read_incrementally(self, source: str, fetch: Callable[[int], spotify.Page]) -> bool:
         """Read only what is new since the last complete read; False if a full read is needed.
 
         Liked songs come newest first, so new likes are the entries before the first one we
@@ -849,7 +351,7 @@ class _ScanRun:
                 )
         return list(rows.values())
 
-    def read_fully(self, source: str, fetch: Callable[[int], Any]) -> None:
+    def read_fully(self, source: str, fetch: Callable[[int], spotify.Page]) -> None:
         """Read every page, resuming at the checkpoint's offset; then drop what is gone."""
         state = self.checkpoint["sources"].get(source) or {}
         if state.get("mode") != "full":
@@ -865,7 +367,7 @@ class _ScanRun:
         # PAGES_PER_WRITE or more at a time (fewer, larger transactions keep up with the
         # fetches), so positions and the checkpoint stay exact.
         self.tokens.access_token()  # refresh here, not in a page thread
-        pending: list[Any] = []
+        pending: list[spotify.Page] = []
         try:
             for run in self.client.pages_in_order(fetch, offset=state["offset"]):
                 pending.extend(run)
@@ -897,7 +399,9 @@ class _ScanRun:
             state["done"] = True
             self.save(**self._progress())
 
-    def _write_pages(self, source: str, state: dict[str, Any], pages: list[Any]) -> set[str]:
+    def _write_pages(
+        self, source: str, state: dict[str, Any], pages: list[spotify.Page]
+    ) -> set[str]:
         """Store consecutive pages of a full read and move its checkpoint past them; the
         artist ids of their tracks."""
         offset = state["offset"]
@@ -1088,7 +592,7 @@ class _ScanRun:
         full.update(payload)
         with transaction.atomic():
             # Race: a worker that lost its claim must not mark the scan done twice.
-            done = _owned(self.scan.pk, self.worker).update(
+            done = Scan.objects.owned_by(pk=self.scan.pk, worker=self.worker).update(
                 status=Scan.Status.SUCCEEDED,
                 step=Scan.Step.DONE,
                 finished_at=now,
@@ -1099,7 +603,7 @@ class _ScanRun:
                 requests_made=self.recorder.calls + self.checkpoint.get("requestsBefore", 0),
             )
             if not done:
-                raise ScanClaimLost(str(self.scan.pk))
+                raise JobClaimLost(str(self.scan.pk))
             ScanResult.objects.create(
                 scan_id=self.scan.pk,
                 user_id=self.scan.user_id,
