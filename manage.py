@@ -14,6 +14,10 @@ def main() -> None:
     from django.db.utils import OperationalError
 
     try:
+        from swedify.datadir import data_dir_prepare
+
+        # Every command may open the SQLite file or the broker: the data folder first.
+        data_dir_prepare()
         execute_from_command_line(sys.argv)
     except ImproperlyConfigured as error:
         # A bad setting is the operator's to fix: one line, not a traceback wall.

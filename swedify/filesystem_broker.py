@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 from time import monotonic
 from typing import Any
 
@@ -17,8 +18,18 @@ from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
+from swedify.datadir import folder_create_private
+
 
 class Channel(filesystem.Channel):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Made here, where they are first needed, by whichever process sends or consumes
+        # first (the settings module creates nothing on import).
+        for folder in (self.data_folder_in, self.data_folder_out, self.processed_folder):
+            folder_create_private(path=Path(folder))
+        folder_create_private(path=Path(self.control_folder))
+
     def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         # The consumer only takes files named "<stamp>.<queue>.msg"; a leading dot makes the

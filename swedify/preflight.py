@@ -1,16 +1,23 @@
 """Start-up checks that turn bad configuration into one clear line instead of a traceback.
 
 ``guard`` runs in every server entry point (wsgi, the Celery worker); ``run_preflight`` is
-what ``manage.py preflight`` and ``make run`` call before starting anything.
+what ``manage.py preflight`` and ``make run`` call before starting anything. The guard checks
+what needs no network (secret, Spotify credentials or the sandbox opt-in, token keys);
+preflight also reaches the database and Redis.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 EXIT_CONFIGURATION = 2
+# gunicorn's arbiter stops (instead of respawning the worker forever) when a worker exits
+# with this code: gunicorn.arbiter.Arbiter.WORKER_BOOT_ERROR.
+EXIT_WORKER_BOOT_ERROR = 3
 
 
 class ConfigurationError(Exception):
@@ -23,6 +30,36 @@ def check_secret() -> None:
             "SECRET_KEY is the development key while DEBUG is off; set SECRET_KEY "
             "(or DEBUG=true for local development)"
         )
+
+
+def check_spotify() -> None:
+    if settings.SPOTIFY_SANDBOX:
+        return
+    if not settings.SPOTIFY_CLIENT_ID:
+        raise ConfigurationError(
+            "no SPOTIFY_CLIENT_ID and the Spotify sandbox is off; set SPOTIFY_CLIENT_ID and "
+            "SPOTIFY_CLIENT_SECRET, or SWEDIFY_SANDBOX=true to sign in through the bundled "
+            "sandbox (never in production)"
+        )
+    if not settings.SPOTIFY_CLIENT_SECRET:
+        raise ConfigurationError("SPOTIFY_CLIENT_ID is set but SPOTIFY_CLIENT_SECRET is not")
+
+
+def check_token_keys() -> None:
+    from genres.crypto import decrypt_token, encrypt_token
+
+    try:
+        # A round trip proves every configured key parses and the first one encrypts.
+        decrypt_token(encrypt_token("swedify preflight"))
+    except ImproperlyConfigured as error:
+        raise ConfigurationError(str(error)) from None
+
+
+def check_configuration() -> None:
+    """The checks that need no network, in the order an operator would fix them."""
+    check_secret()
+    check_spotify()
+    check_token_keys()
 
 
 def check_database() -> None:
@@ -55,17 +92,25 @@ def check_redis() -> None:
 
 def run_preflight(*, database: bool = True, redis: bool = True) -> None:
     """Raises ConfigurationError naming the first problem found."""
-    check_secret()
+    check_configuration()
     if database:
         check_database()
     if redis:
         check_redis()
 
 
-def guard(*, component: str) -> None:
-    """Stop the process with one line on stderr if its configuration cannot work."""
+def guard(*, component: str, exit_code: int = EXIT_CONFIGURATION) -> None:
+    """Stop the process with one line on stderr if its configuration cannot work.
+
+    A setting that cannot even be read (ImproperlyConfigured from the settings module) is
+    reported the same way.
+    """
     try:
-        check_secret()
-    except ConfigurationError as error:
-        print(f"swedify {component}: configuration error: {error}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIGURATION) from None
+        check_configuration()
+    except (ConfigurationError, ImproperlyConfigured) as error:
+        configuration_exit(component=component, error=error, exit_code=exit_code)
+
+
+def configuration_exit(*, component: str, error: BaseException, exit_code: int) -> NoReturn:
+    print(f"swedify {component}: configuration error: {error}", file=sys.stderr, flush=True)
+    raise SystemExit(exit_code) from None

@@ -15,7 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 def run_python(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     # The caller's own configuration (CI's services, a deploy's SECRET_KEY) must not leak in.
-    inherited = ("DATABASE_", "REDIS_", "CELERY_", "SECRET_KEY", "DEBUG", "SWEDIFY_")
+    inherited = (
+        "DATABASE_", "REDIS_", "CELERY_", "SECRET_KEY", "DEBUG", "SWEDIFY_", "SPOTIFY_",
+        "SESSION_COOKIE_",
+    )  # fmt: skip
     clean = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
     clean.update(env)
     return subprocess.run(
@@ -107,6 +110,7 @@ def test_the_web_app_starts_in_production_with_a_real_secret(tmp_path: Path) -> 
         ["-c", "import swedify.wsgi"],
         DEBUG="false",
         SECRET_KEY="a-real-secret-" + "x" * 40,
+        SWEDIFY_SANDBOX="true",
         SWEDIFY_DATA_DIR=str(tmp_path),
     )
     assert result.returncode == 0, result.stderr

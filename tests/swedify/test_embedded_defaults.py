@@ -15,11 +15,15 @@ import json
 import django
 django.setup()
 from django.conf import settings
+from swedify.datadir import data_dir_prepare
+data_dir_prepare()
 from django.db import connection
 with connection.cursor() as cursor:
     cursor.execute("PRAGMA journal_mode")
     journal = cursor.fetchone()[0]
 from swedify.celery import app
+with app.connection_for_write() as broker:
+    broker.default_channel  # the transport makes its folders here, where they are first needed
 print(json.dumps({
     "engine": settings.DATABASES["default"]["ENGINE"],
     "name": str(settings.DATABASES["default"]["NAME"]),
@@ -71,6 +75,36 @@ def test_it_uses_a_filesystem_broker_that_needs_no_server(tmp_path: Path) -> Non
     assert found["broker"] == "filesystem://"
     assert found["broker_folder"] == str(tmp_path / "broker" / "queue")
     assert (tmp_path / "broker" / "queue").is_dir()
+
+
+NOTHING_YET = """
+import json, django
+django.setup()
+from django.conf import settings
+from swedify.celery import app
+print(json.dumps({"data_dir": str(settings.DATA_DIR), "broker": app.conf.broker_url}))
+"""
+
+
+def test_importing_the_settings_and_the_celery_app_creates_no_folder(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "CELERY_"))}
+    env.pop("REDIS_URL", None)
+    env.update(SWEDIFY_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="swedify.settings")
+    result = subprocess.run(
+        [sys.executable, "-c", NOTHING_YET],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "data_dir": str(data_dir),
+        "broker": "filesystem://",
+    }
+    assert not data_dir.exists()
 
 
 def test_workers_acknowledge_late_and_prefetch_one_task(tmp_path: Path) -> None:
