@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.accounts import AuthStore
 from sandbox.config import RUNTIME_OPTIONS, SandboxConfig
 from sandbox.faults import Faults, Stats
 from sandbox.library import (
@@ -28,6 +27,7 @@ from sandbox.library import (
     Track,
     UserSpec,
 )
+from sandbox.tokens import AuthStore
 
 # Owner of the playlists a user follows but does not own.
 OTHER_OWNER = ("sandbox-curator", "Sandbox Curator")

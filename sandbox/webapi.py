@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from sandbox.accounts import AccessToken, authenticate
+from sandbox.accounts import authenticate
 from sandbox.faults import LogEntry, ScriptedFault
 from sandbox.library import SPOTIFY_ID, TIME_RANGES, Artist, Draw, Track
+from sandbox.tokens import AccessToken
 from sandbox.web import Request, Response, api_error, json_response
 
 if TYPE_CHECKING:
