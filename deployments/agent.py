@@ -131,7 +131,13 @@ def release_offer(*, git_sha: str, control_url: str | None = None) -> ReleaseOff
 
 class AtomicFilesystemBackend(FilesystemBackend):
     """Celery's file result backend, writing each result under a temporary name and renaming
-    it into place: the caller polls the folder and must never read half a result."""
+    it into place: the caller polls the folder and must never read half a result. Makes
+    its folder (private to its owner) on first use, as the filesystem broker does."""
+
+    def __init__(self, url: str | None = None, *args: Any, **kwargs: Any) -> None:
+        if url:
+            Path(self._find_path(url)).mkdir(mode=0o700, parents=True, exist_ok=True)
+        super().__init__(url, *args, **kwargs)
 
     def set(self, key: bytes, value: Any) -> None:
         final = self._filename(key)

@@ -411,8 +411,6 @@ SWEDIFY_AGENT_VENV_SEED = env_bool("SWEDIFY_AGENT_VENV_SEED", False)
 _SHARED_BROKER_DIR = env_str("SWEDIFY_BROKER_DIR")
 if _SHARED_BROKER_DIR and CELERY_BROKER_URL.startswith("filesystem://"):
     BROKER_DIR = Path(_SHARED_BROKER_DIR)
-    for folder in ("queue", "processed", "control"):
-        (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         **CELERY_BROKER_TRANSPORT_OPTIONS,
         "data_folder_in": str(BROKER_DIR / "queue"),
@@ -439,9 +437,8 @@ def _agent_result_backend() -> str:
     if REDIS_URL:
         return REDIS_URL
     if CELERY_BROKER_URL.startswith("filesystem://"):
-        results = BROKER_DIR / "results"
-        results.mkdir(parents=True, exist_ok=True)
-        return f"deployments.agent:AtomicFilesystemBackend+file://{results}"
+        # The folder is made by the backend when first used.
+        return f"deployments.agent:AtomicFilesystemBackend+file://{BROKER_DIR / 'results'}"
     return "rpc://"
 
 

@@ -65,6 +65,7 @@ def agent_env(host: str, data_dir: Path) -> dict[str, str]:
         "SWEDIFY_BROKER_DIR": str(settings.BROKER_DIR),
         "SWEDIFY_AGENT_VENV_SEED": "true",
         "DEBUG": "false",
+        "SWEDIFY_SANDBOX": "true",
         **SLOT_ENV,
     }
     for name in ("SWEDIFY_VERSION", "PYTHONPATH"):
