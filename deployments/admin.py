@@ -50,34 +50,9 @@ from deployments.services import (
     rollback_start,
     rollback_target,
 )
+from swedify.admin_helpers import ReadOnlyAdmin, ReadOnlyInline, badge
 
 CONFIRM_TEMPLATE = "admin/deployments/confirm.html"
-
-_COLOURS = {
-    "ok": "#1a7f37",
-    "succeeded": "#1a7f37",
-    "success": "#1a7f37",
-    "running": "#0969da",
-    "in_progress": "#0969da",
-    "queued": "#6e7781",
-    "pending": "#6e7781",
-    "paused": "#9a6700",
-    "skipped": "#6e7781",
-    "inactive": "#6e7781",
-    "failed": "#cf222e",
-    "failure": "#cf222e",
-    "error": "#cf222e",
-    "aborted": "#cf222e",
-}
-
-
-def badge(text: str, colour_key: str | None = None) -> str:
-    colour = _COLOURS.get(colour_key or text, "#6e7781")
-    return format_html(
-        '<span style="color:#fff;background:{};padding:1px 6px;border-radius:3px">{}</span>',
-        colour,
-        text,
-    )
 
 
 class ConfirmForm(forms.Form):
@@ -110,34 +85,6 @@ def _confirm_page(
         "cancel_url": cancel_url,
     }
     return TemplateResponse(request, CONFIRM_TEMPLATE, context)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """History: visible, never added, edited or deleted through the admin."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --- Environments -------------------------------------------------------------------------
@@ -239,17 +186,12 @@ class EnvironmentAdmin(admin.ModelAdmin):
                         actor=request.user,
                         to_release=target,
                         confirm_unsafe=form.cleaned_data["confirm_unsafe"],
+                        background=True,
                     )
                 except DeploymentError as error:
                     self.message_user(request, str(error), messages.ERROR)
                     return HttpResponseRedirect(self._page_url(environment))
-                level = messages.SUCCESS if rollback.status == "succeeded" else messages.ERROR
-                self.message_user(
-                    request,
-                    f"Rollback #{rollback.pk} ({rollback.mode or '—'}) {rollback.status} in "
-                    f"{rollback.duration_seconds or 0:.2f} s. {rollback.error}".strip(),
-                    level,
-                )
+                self.message_user(request, *_rollback_message(rollback))
                 return HttpResponseRedirect(self._page_url(environment))
         live = environment.live_release
         return _confirm_page(
@@ -294,6 +236,21 @@ class EnvironmentAdmin(admin.ModelAdmin):
         )
 
 
+def _rollback_message(rollback: Rollback) -> tuple[str, int]:
+    if rollback.status == Rollback.Status.RUNNING:
+        return (
+            f"Rollback #{rollback.pk} redeploys {rollback.to_release.label} in a worker "
+            "(the old slot was not warm); follow it in Rollbacks.",
+            messages.INFO,
+        )
+    level = messages.SUCCESS if rollback.status == Rollback.Status.SUCCEEDED else messages.ERROR
+    text = (
+        f"Rollback #{rollback.pk} ({rollback.mode or '—'}) {rollback.status} in "
+        f"{rollback.duration_seconds or 0:.2f} s. {rollback.error}"
+    )
+    return text.strip(), level
+
+
 # --- Releases -----------------------------------------------------------------------------
 
 
@@ -326,19 +283,15 @@ class ReleaseAdmin(ReadOnlyAdmin):
         except DeploymentError as error:
             self.message_user(request, str(error), messages.ERROR)
             return
-        self.message_user(request, _queue(run), messages.SUCCESS)
+        self.message_user(request, _queued(run), messages.SUCCESS)
 
 
-def _queue(run: PipelineRun) -> str:
-    from deployments.tasks import pipeline_run_task
-
-    try:
-        pipeline_run_task.delay(run.pk)
-    except Exception as error:  # noqa: BLE001 - a broker outage is told to the operator
-        return (
-            f"Run #{run.pk} is {run.status} but could not be queued ({type(error).__name__}); "
-            f"the broker may be down."
-        )
+def _queued(run: PipelineRun) -> str:
+    """What the operator is told once the run was handed to a worker (on commit)."""
+    run.refresh_from_db(fields=["warnings", "status"])
+    refused = [w for w in run.warnings if w.startswith("could not be queued")]
+    if refused:
+        return f"Run #{run.pk} is {run.status} but {refused[-1]}"
     return f"Run #{run.pk} of {run.release.label} queued."
 
 
@@ -479,7 +432,7 @@ class PipelineRunAdmin(ReadOnlyAdmin):
         except DeploymentError as error:
             self.message_user(request, str(error), messages.ERROR)
         else:
-            self.message_user(request, _queue(run), messages.SUCCESS)
+            self.message_user(request, _queued(run), messages.SUCCESS)
         return self._page(run)
 
     def override_view(self, request: HttpRequest, pk: int) -> HttpResponse:
@@ -493,7 +446,7 @@ class PipelineRunAdmin(ReadOnlyAdmin):
             except DeploymentError as error:
                 self.message_user(request, str(error), messages.ERROR)
             else:
-                self.message_user(request, _queue(run), messages.SUCCESS)
+                self.message_user(request, _queued(run), messages.SUCCESS)
             return self._page(run)
         blocked = run.stages.filter(action_applied="block", outcome="failed").last()
         return _confirm_page(

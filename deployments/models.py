@@ -39,7 +39,12 @@ class Environment(models.Model):
         "Release", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     # The deploy lock: taken and released only by services, with compare-and-set.
+    # ``lock_holder`` is the label operators read ("run:12", "rollback:production:…");
+    # ``lock_run`` is the run that holds it, when a run does (never parsed from the label).
     lock_holder = models.CharField(max_length=64, blank=True)
+    lock_run = models.ForeignKey(
+        "PipelineRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     locked_at = models.DateTimeField(null=True, blank=True)
     # A remote (DNS) cutover: both slots keep serving for at least this long afterwards.
     dns_ttl_seconds = models.PositiveIntegerField(default=0)
@@ -159,6 +164,10 @@ class StageRun(models.Model):
     name = models.CharField(max_length=64)
     position = models.PositiveSmallIntegerField()
     # Configured (copied from the pipeline definition at run start) ...
+    # Which handler runs it (commands, deploy, health, cutover, cleanup). Blank only on rows
+    # written by a release older than this field (the database default lets that release
+    # keep inserting); such a row falls back to the pipeline's definition of its key.
+    kind = models.CharField(max_length=16, blank=True, default="", db_default="")
     failure_action = models.CharField(max_length=16, choices=FailureAction.choices)
     enabled = models.BooleanField(default=True)
     max_attempts = models.PositiveSmallIntegerField(default=1)

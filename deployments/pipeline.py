@@ -61,6 +61,8 @@ logger = logging.getLogger(__name__)
 RUN_BUDGET_SECONDS = 5 * 60
 # Captured command output kept per stage (the tail, where the failure usually is).
 LOG_LIMIT = 20_000
+# The worker task that executes a queued run (queued by name: the tasks module imports this).
+PIPELINE_TASK = "deployments.tasks.pipeline_run_task"
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ PIPELINE: list[StageDefinition] = [
 
 def pipeline_definition() -> list[StageDefinition]:
     """``PIPELINE`` with ``SWEDIFY_PIPELINE_OVERRIDES`` applied."""
-    overrides: dict[str, dict[str, Any]] = getattr(settings, "SWEDIFY_PIPELINE_OVERRIDES", {})
+    overrides: dict[str, dict[str, Any]] = settings.SWEDIFY_PIPELINE_OVERRIDES
     unknown = set(overrides) - {stage.key for stage in PIPELINE}
     if unknown:
         raise DeploymentError(f"SWEDIFY_PIPELINE_OVERRIDES names unknown stages: {unknown}")
@@ -188,10 +190,13 @@ def pipeline_definition() -> list[StageDefinition]:
 
 
 def pipeline_run_create(
-    *, release: Release, actor: Any = None, actor_name: str = ""
+    *, release: Release, actor: Any = None, actor_name: str = "", queue: bool = True
 ) -> PipelineRun:
     """Creates a queued run holding the deploy lock of every environment it deploys to;
-    raises ``LockHeld`` (and creates nothing) while another run or rollback holds one."""
+    raises ``LockHeld`` (and creates nothing) while another run or rollback holds one.
+
+    With ``queue`` (the default) a worker is handed the run once this transaction commits;
+    without it the caller executes the run itself (``manage.py deploy`` in the foreground)."""
     definition = pipeline_definition()
     environments = {e.name: e for e in Environment.objects.all()}
     if Environment.Name.PRODUCTION not in environments:
@@ -220,6 +225,7 @@ def pipeline_run_create(
                 run=run,
                 key=stage.key,
                 name=stage.name,
+                kind=stage.kind,
                 position=position,
                 failure_action=stage.failure_action,
                 enabled=enabled,
@@ -231,7 +237,7 @@ def pipeline_run_create(
             )
         locked = sorted({e.pk: e for e in used}.values(), key=lambda e: e.name)
         run.environments.set(locked)
-        environment_lock_acquire(environments=locked, holder=run.lock_name)
+        environment_lock_acquire(environments=locked, holder=run.lock_name, run=run)
         audit_record(
             action="run.create",
             obj=run,
@@ -239,7 +245,30 @@ def pipeline_run_create(
             actor_name=actor_name,
             details={"release": release.label, "environments": [e.name for e in locked]},
         )
+        if queue:
+            pipeline_run_enqueue(run=run)
     return run
+
+
+def pipeline_run_enqueue(*, run: PipelineRun) -> None:
+    """Hands ``run`` to a worker when the current transaction commits (at once outside
+    one), so a worker never looks for a run it cannot see yet. A broker outage is recorded
+    as a warning on the run; the run stays queued for ``manage.py deploy --resume``."""
+    transaction.on_commit(lambda: _send(run))
+
+
+def _send(run: PipelineRun) -> None:
+    from celery import current_app
+
+    try:
+        current_app.tasks[PIPELINE_TASK].delay(run.pk)
+    except Exception as error:
+        logger.exception("run %s could not be queued", run.pk)
+        _warn(
+            run,
+            f"could not be queued ({type(error).__name__}): the broker may be down; "
+            f"`manage.py deploy --resume {run.pk}` runs it here",
+        )
 
 
 def _stage_environments(stage: StageDefinition | StageRun) -> list[str]:
@@ -257,7 +286,7 @@ def _paused_stage(run: PipelineRun) -> StageRun:
 
 
 def pipeline_run_retry(*, run: PipelineRun, actor: Any = None, actor_name: str = "") -> None:
-    """Re-runs the blocked stage of a paused run (the caller queues the run again)."""
+    """Re-runs the blocked stage of a paused run (queued again on commit)."""
     stage = _paused_stage(run)
     with transaction.atomic():
         # Race: two operators acting on the same paused run; only one moves it.
@@ -277,13 +306,14 @@ def pipeline_run_retry(*, run: PipelineRun, actor: Any = None, actor_name: str =
             actor_name=actor_name,
             details={"stage": stage.key},
         )
+        pipeline_run_enqueue(run=run)
     run.status = PipelineRun.Status.QUEUED
 
 
 def pipeline_run_override(
     *, run: PipelineRun, reason: str, actor: Any = None, actor_name: str = ""
 ) -> None:
-    """Accepts the blocked stage's failure and lets the run go on (the caller queues it)."""
+    """Accepts the blocked stage's failure and lets the run go on (queued again on commit)."""
     if not reason.strip():
         raise DeploymentError("an override needs a reason")
     stage = _paused_stage(run)
@@ -305,6 +335,7 @@ def pipeline_run_override(
             actor_name=actor_name,
             details={"stage": stage.key, "reason": reason},
         )
+        pipeline_run_enqueue(run=run)
     run.status = PipelineRun.Status.QUEUED
 
 
@@ -449,6 +480,9 @@ def _stage_execute(
 
 
 def _kind_of(stage: StageRun) -> str:
+    """The kind the run was created with; rows of an older release have none recorded."""
+    if stage.kind:
+        return stage.kind
     for definition in PIPELINE:
         if definition.key == stage.key:
             return definition.kind
@@ -490,7 +524,9 @@ def _finish(run: PipelineRun, status: str, error: str = "") -> None:
     PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.RUNNING).update(
         status=status, finished_at=timezone.now(), error=error[:2000]
     )
-    environment_lock_release(environments=list(run.environments.all()), holder=run.lock_name)
+    environment_lock_release(
+        environments=list(run.environments.all()), holder=run.lock_name, run=run
+    )
     audit_record(
         action=f"run.{status}",
         obj=run,

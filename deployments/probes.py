@@ -135,7 +135,7 @@ def component_checks() -> dict[str, HealthCheck]:
     else:
         broker_check = BrokerConnection(url=broker_url)
     return {
-        "database": Database(alias=getattr(settings, "SWEDIFY_HEALTH_DATABASE_ALIAS", "default")),
+        "database": Database(alias=settings.SWEDIFY_HEALTH_DATABASE_ALIAS),
         "cache": cache_check,
         "broker": broker_check,
         "spotify": SpotifyReachable(api_url=settings.SPOTIFY_API_URL),

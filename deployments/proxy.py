@@ -94,10 +94,6 @@ def proxy_admin_socket(*, environment: str) -> Path:
     return _paths(environment)["socket"]
 
 
-def proxy_for(*, environment: str) -> Proxy:
-    return Proxy(admin_socket=proxy_admin_socket(environment=environment))
-
-
 def proxy_persisted_live_slot(*, environment: str) -> str | None:
     """The live slot the last proxy_start or switch recorded, or None if none did."""
     try:

@@ -22,8 +22,10 @@ from deployments.models import (
     DeploymentStatus,
     Environment,
     HealthCheck,
+    PipelineRun,
     Release,
     Rollback,
+    StageRun,
     other_slot,
 )
 
@@ -34,9 +36,8 @@ ROLLBACK_BUDGET = timedelta(minutes=1)
 # A lock older than this may be broken by an operator (with a reason); a younger one only by
 # finishing or aborting its run.
 LOCK_STALE_AFTER = timedelta(minutes=30)
-# A rollback that has to start the old release again gives it this many health tries.
-ROLLBACK_HEALTH_ATTEMPTS = 5
-ROLLBACK_HEALTH_DELAY_SECONDS = 2.0
+# The worker task that finishes a rollback's redeploy (queued by name: tasks import services).
+ROLLBACK_TASK = "deployments.tasks.rollback_continue_task"
 
 
 class DeploymentError(Exception):
@@ -123,18 +124,22 @@ def environment_configure(
     return environment
 
 
-def environment_lock_acquire(*, environments: list[Environment], holder: str) -> None:
-    """Takes every environment's deploy lock or none of them; raises ``LockHeld``."""
+def environment_lock_acquire(
+    *, environments: list[Environment], holder: str, run: PipelineRun | None = None
+) -> None:
+    """Takes every environment's deploy lock or none of them; raises ``LockHeld``.
+
+    ``holder`` is the label operators read; ``run`` the run that holds the lock, if any."""
     taken: list[Environment] = []
     now = timezone.now()
     for environment in environments:
         # Race: two deploys starting at once both see the lock free; only one update matches.
         if Environment.objects.filter(pk=environment.pk, lock_holder="").update(
-            lock_holder=holder, locked_at=now
+            lock_holder=holder, lock_run=run, locked_at=now
         ):
             taken.append(environment)
             continue
-        environment_lock_release(environments=taken, holder=holder)
+        environment_lock_release(environments=taken, holder=holder, run=run)
         current = Environment.objects.get(pk=environment.pk)
         raise LockHeld(
             f"{current.name} is locked by {current.lock_holder} since "
@@ -142,12 +147,14 @@ def environment_lock_acquire(*, environments: list[Environment], holder: str) ->
         )
 
 
-def environment_lock_release(*, environments: list[Environment], holder: str) -> None:
+def environment_lock_release(
+    *, environments: list[Environment], holder: str, run: PipelineRun | None = None
+) -> None:
     for environment in environments:
         # Only the holder releases: a broken-and-retaken lock must not be freed by the old run.
-        Environment.objects.filter(pk=environment.pk, lock_holder=holder).update(
-            lock_holder="", locked_at=None
-        )
+        held = Environment.objects.filter(pk=environment.pk, lock_holder=holder)
+        held = held.filter(lock_run=run) if run is not None else held.filter(lock_run=None)
+        held.update(lock_holder="", lock_run=None, locked_at=None)
 
 
 def environment_lock_break(
@@ -168,7 +175,7 @@ def environment_lock_break(
     # Race: the holder may finish while the operator confirms; then there is nothing to break.
     broken = Environment.objects.filter(
         pk=current.pk, lock_holder=current.lock_holder, locked_at=current.locked_at
-    ).update(lock_holder="", locked_at=None)
+    ).update(lock_holder="", lock_run=None, locked_at=None)
     if not broken:
         raise DeploymentError(f"{current.name}'s lock changed meanwhile; look again")
     audit_record(
@@ -267,7 +274,7 @@ def deployment_set_state(*, deployment: Deployment, state: str, description: str
 
 
 def health_gate_accepts_degraded() -> bool:
-    return bool(getattr(settings, "SWEDIFY_HEALTH_GATE_ACCEPTS_DEGRADED", True))
+    return bool(settings.SWEDIFY_HEALTH_GATE_ACCEPTS_DEGRADED)
 
 
 def health_probe_record(
@@ -340,11 +347,19 @@ def environment_cutover(
         proxy = infrastructure.proxy_start(current, live_slot=current.live_slot or deployment.slot)
     seconds = proxy.switch_to(deployment.slot) if proxy is not None else 0.0
     # Race: two cutovers (a deploy and a rollback) from the same state; one update matches.
+    # The proxy moved first (the record must never name a slot traffic cannot reach), so the
+    # loser puts the proxy back where the winner's record says traffic belongs.
     moved = Environment.objects.filter(
         pk=current.pk, live_slot=current.live_slot, live_release=current.live_release
     ).update(live_slot=deployment.slot, live_release=deployment.release)
     if not moved:
-        raise CutoverConflict(f"{current.name}'s live slot changed during the cutover")
+        winner = Environment.objects.get(pk=current.pk)
+        if proxy is not None and winner.live_slot and winner.live_slot != deployment.slot:
+            proxy.switch_to(winner.live_slot)
+        raise CutoverConflict(
+            f"{current.name}'s live slot changed during the cutover; traffic stays on "
+            f"{winner.live_slot or 'nothing'}"
+        )
     for previous in Deployment.objects.filter(
         environment=current, state=Deployment.State.SUCCESS
     ).exclude(pk=deployment.pk):
@@ -403,6 +418,7 @@ def rollback_start(
     trigger: str = Rollback.Trigger.MANUAL,
     run: Any = None,
     lock_holder: str | None = None,
+    background: bool = False,
     infrastructure: Infrastructure | None = None,
 ) -> Rollback:
     """Puts the previous release back in front of traffic and returns the new ``Rollback``.
@@ -411,7 +427,9 @@ def rollback_start(
     healthy, otherwise starts the target in the idle slot and cuts over after its health gate.
     Refuses without ``confirm_unsafe`` when a release being undone is not rollback-safe.
     ``lock_holder`` is the lock the caller already holds (an aborting run); otherwise the
-    rollback takes the environment's lock itself.
+    rollback takes the environment's lock itself. With ``background`` (the admin), a redeploy
+    is queued to a worker on commit and the rollback is returned still running; a switch-back
+    always happens at once.
     """
     infrastructure = infrastructure or get_infrastructure()
     if not reason.strip():
@@ -437,8 +455,9 @@ def rollback_start(
         # A run waiting out its rollback window holds the lock; that window exists precisely
         # so a rollback can switch back, and cleanup re-checks the live slot before stopping.
         lock_holder = current.lock_holder
+    owns_lock = lock_holder is None
     holder = lock_holder or f"rollback:{current.name}:{timezone.now():%H%M%S.%f}"
-    if lock_holder is None:
+    if owns_lock:
         try:
             environment_lock_acquire(environments=[current], holder=holder)
         except LockHeld as error:
@@ -456,7 +475,7 @@ def rollback_start(
             confirmed_unsafe=bool(blocking),
         )
     except Exception:
-        if lock_holder is None:
+        if owns_lock:
             environment_lock_release(environments=[current], holder=holder)
         raise
     audit_record(
@@ -467,15 +486,118 @@ def rollback_start(
         details={"reason": reason, "trigger": trigger, "confirmed_unsafe": bool(blocking)},
     )
     try:
-        _rollback_perform(rollback, current, target, infrastructure, actor, actor_name)
+        deployment = _rollback_prepare(rollback, current, target, infrastructure)
     except Exception as error:
         logger.exception("rollback %s failed", rollback.pk)
+        _rollback_finish(rollback, started, ok=False, error=str(error) or type(error).__name__)
+        if owns_lock:
+            environment_lock_release(environments=[current], holder=holder)
+        _rollback_audit_end(rollback, actor, actor_name)
+        return rollback
+    if rollback.mode == Rollback.Mode.REDEPLOY and background:
+        # Starting a release and waiting out its health gate takes seconds to minutes: a
+        # worker does it, holding the lock this call took, once this transaction commits.
+        transaction.on_commit(
+            lambda: _rollback_send(rollback, holder=holder, release_lock=owns_lock)
+        )
+        return rollback
+    rollback_continue(
+        rollback=rollback,
+        deployment=deployment,
+        holder=holder,
+        release_lock=owns_lock,
+        actor=actor,
+        actor_name=actor_name,
+        infrastructure=infrastructure,
+        started=started,
+    )
+    return rollback
+
+
+def _rollback_send(rollback: Rollback, *, holder: str, release_lock: bool) -> None:
+    from celery import current_app
+
+    try:
+        current_app.tasks[ROLLBACK_TASK].delay(rollback.pk, holder, release_lock)
+    except Exception as error:
+        logger.exception("rollback %s could not be queued", rollback.pk)
+        rollback_continue_failed(
+            rollback=rollback,
+            holder=holder,
+            release_lock=release_lock,
+            error=f"could not be queued ({type(error).__name__}); the broker may be down",
+        )
+
+
+def rollback_continue_failed(
+    *, rollback: Rollback, holder: str, release_lock: bool, error: str
+) -> None:
+    """Ends a rollback that never reached its worker: failed, its deployment failed, the lock
+    it took freed."""
+    for deployment in Deployment.objects.filter(rollback=rollback):
+        deployment_set_state(deployment=deployment, state=Deployment.State.ERROR, description=error)
+    _rollback_finish(rollback, None, ok=False, error=error)
+    if release_lock:
+        environment_lock_release(environments=[rollback.environment], holder=holder)
+    _rollback_audit_end(rollback, None, "system")
+
+
+def rollback_continue(
+    *,
+    rollback: Rollback,
+    holder: str,
+    release_lock: bool,
+    deployment: Deployment | None = None,
+    actor: Any = None,
+    actor_name: str = "",
+    infrastructure: Infrastructure | None = None,
+    started: float | None = None,
+) -> Rollback:
+    """Finishes a prepared rollback: starts and health-gates the target when it is not warm,
+    cuts over, records the outcome and frees the lock the rollback took (``release_lock``).
+
+    Runs in the caller (a switch-back, the command line, an aborting run) or in a worker
+    (``deployments.tasks.rollback_continue_task``, for the admin's redeploys)."""
+    infrastructure = infrastructure or get_infrastructure()
+    environment = Environment.objects.get(pk=rollback.environment_id)
+    deployment = deployment or Deployment.objects.filter(rollback=rollback).first()
+    # Race: a redelivered task and the first one; only one moves the deployment on.
+    if deployment is None or not Deployment.objects.filter(
+        pk=deployment.pk, state=Deployment.State.QUEUED
+    ).update(state=Deployment.State.IN_PROGRESS):
+        return rollback
+    DeploymentStatus.objects.create(deployment=deployment, state=Deployment.State.IN_PROGRESS)
+    deployment.state = Deployment.State.IN_PROGRESS
+    try:
+        if rollback.mode == Rollback.Mode.REDEPLOY:
+            running = infrastructure.slot_status(environment=environment.name, slot=deployment.slot)
+            _start_and_gate(
+                environment, deployment.slot, rollback.to_release, infrastructure, running
+            )
+        environment_cutover(
+            environment=environment,
+            deployment=deployment,
+            reason=f"rollback #{rollback.pk}: {rollback.reason}",
+            actor=actor,
+            actor_name=actor_name or rollback.actor_name,
+            infrastructure=infrastructure,
+        )
+    except Exception as error:
+        logger.exception("rollback %s failed", rollback.pk)
+        deployment_set_state(
+            deployment=deployment, state=Deployment.State.FAILURE, description=str(error)[:500]
+        )
         _rollback_finish(rollback, started, ok=False, error=str(error) or type(error).__name__)
     else:
         _rollback_finish(rollback, started, ok=True)
     finally:
-        if lock_holder is None:
-            environment_lock_release(environments=[current], holder=holder)
+        if release_lock:
+            environment_lock_release(environments=[environment], holder=holder)
+    _rollback_audit_end(rollback, actor, actor_name or rollback.actor_name)
+    return rollback
+
+
+def _rollback_audit_end(rollback: Rollback, actor: Any, actor_name: str) -> None:
     audit_record(
         action=f"rollback.{rollback.status}",
         obj=rollback,
@@ -483,29 +605,28 @@ def rollback_start(
         actor_name=actor_name,
         details={"mode": rollback.mode, "seconds": rollback.duration_seconds},
     )
-    return rollback
 
 
 def _lock_shared_with_rollback(environment: Environment) -> bool:
-    from deployments.models import StageRun
-
-    holder = Environment.objects.values_list("lock_holder", flat=True).get(pk=environment.pk)
-    environment.lock_holder = holder
-    if not holder.startswith("run:") or not holder[4:].isdigit():
+    """True while the lock belongs to a run waiting out its rollback window (its cleanup)."""
+    holder, run_id = Environment.objects.values_list("lock_holder", "lock_run_id").get(
+        pk=environment.pk
+    )
+    environment.lock_holder, environment.lock_run_id = holder, run_id
+    if run_id is None:
         return False
     return StageRun.objects.filter(
-        run_id=int(holder[4:]), key="cleanup", outcome=StageRun.Outcome.RUNNING
+        run_id=run_id, kind="cleanup", outcome=StageRun.Outcome.RUNNING
     ).exists()
 
 
-def _rollback_perform(
-    rollback: Rollback,
-    environment: Environment,
-    target: Release,
-    infrastructure: Infrastructure,
-    actor: Any,
-    actor_name: str,
-) -> None:
+def _rollback_prepare(
+    rollback: Rollback, environment: Environment, target: Release, infrastructure: Infrastructure
+) -> Deployment:
+    """Decides switch-back or redeploy and records the rollback's deployment (in progress).
+
+    The warm old slot is health-checked before anything else: a slot that still runs the
+    target but no longer answers healthy is redeployed, never switched back to."""
     old_slot = other_slot(environment.live_slot)
     running = infrastructure.slot_status(environment=environment.name, slot=old_slot)
     warm = False
@@ -524,26 +645,10 @@ def _rollback_perform(
     mode = Rollback.Mode.SWITCH_BACK if warm else Rollback.Mode.REDEPLOY
     Rollback.objects.filter(pk=rollback.pk).update(mode=mode)
     rollback.mode = mode
-    deployment = deployment_create(
+    # Left queued: ``rollback_continue`` claims it (a redelivered task finds it taken).
+    return deployment_create(
         release=target, environment=environment, slot=old_slot, rollback=rollback
     )
-    deployment_set_state(deployment=deployment, state=Deployment.State.IN_PROGRESS)
-    try:
-        if not warm:
-            _start_and_gate(environment, old_slot, target, infrastructure, running is not None)
-        environment_cutover(
-            environment=environment,
-            deployment=deployment,
-            reason=f"rollback #{rollback.pk}: {rollback.reason}",
-            actor=actor,
-            actor_name=actor_name,
-            infrastructure=infrastructure,
-        )
-    except Exception as error:
-        deployment_set_state(
-            deployment=deployment, state=Deployment.State.FAILURE, description=str(error)[:500]
-        )
-        raise
 
 
 def _start_and_gate(
@@ -551,9 +656,9 @@ def _start_and_gate(
     slot: str,
     release: Release,
     infrastructure: Infrastructure,
-    occupied: bool,
+    occupied: Any,
 ) -> None:
-    if occupied:
+    if occupied is not None:
         infrastructure.slot_stop(environment=environment.name, slot=slot)
     source_dir = infrastructure.release_source(git_sha=release.git_sha)
     infrastructure.slot_start(
@@ -563,10 +668,8 @@ def _start_and_gate(
         version=release.label,
         source_dir=source_dir,
     )
-    attempts = int(getattr(settings, "SWEDIFY_ROLLBACK_HEALTH_ATTEMPTS", ROLLBACK_HEALTH_ATTEMPTS))
-    delay = float(
-        getattr(settings, "SWEDIFY_ROLLBACK_HEALTH_DELAY_SECONDS", ROLLBACK_HEALTH_DELAY_SECONDS)
-    )
+    attempts = int(settings.SWEDIFY_ROLLBACK_HEALTH_ATTEMPTS)
+    delay = float(settings.SWEDIFY_ROLLBACK_HEALTH_DELAY_SECONDS)
     url = slot_health_url(environment=environment, slot=slot, infrastructure=infrastructure)
     for attempt in range(attempts):
         check = health_probe_record(
@@ -584,8 +687,13 @@ def _start_and_gate(
     raise DeploymentError(f"{release.label} did not become healthy in {slot}: {check.error}")
 
 
-def _rollback_finish(rollback: Rollback, started: float, *, ok: bool, error: str = "") -> None:
-    duration = round(time.monotonic() - started, 3)
+def _rollback_finish(
+    rollback: Rollback, started: float | None, *, ok: bool, error: str = ""
+) -> None:
+    if started is not None:
+        duration = round(time.monotonic() - started, 3)
+    else:  # finished by a worker: counted from the row's creation
+        duration = round((timezone.now() - rollback.started_at).total_seconds(), 3)
     status = Rollback.Status.SUCCEEDED if ok else Rollback.Status.FAILED
     # Race: none expected (one rollback row, one runner); the filter keeps a finish final.
     Rollback.objects.filter(pk=rollback.pk, status=Rollback.Status.RUNNING).update(

@@ -1,4 +1,5 @@
-"""Background work of the deployments app: pipeline runs and the periodic health probe."""
+"""Background work of the deployments app: pipeline runs, rollback redeploys and the periodic
+health probe. Services queue these by name, so nothing below imports this module."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import logging
 from celery import shared_task
 
 from deployments.adapters import get_infrastructure
-from deployments.models import Environment, HealthCheck
-from deployments.services import health_probe_record
+from deployments.models import Environment, HealthCheck, Rollback
+from deployments.pipeline import pipeline_run_execute
+from deployments.services import health_probe_record, rollback_continue
 
 logger = logging.getLogger(__name__)
 
@@ -16,10 +18,19 @@ logger = logging.getLogger(__name__)
 @shared_task(name="deployments.tasks.pipeline_run_task", acks_late=True)
 def pipeline_run_task(run_id: int) -> str:
     """Runs a queued pipeline run; a redelivery finds it claimed and does nothing."""
-    from deployments.pipeline import pipeline_run_execute
-
     run = pipeline_run_execute(run_id=run_id)
     return run.status if run is not None else "missing"
+
+
+@shared_task(name="deployments.tasks.rollback_continue_task", acks_late=True)
+def rollback_continue_task(rollback_id: int, holder: str, release_lock: bool) -> str:
+    """Finishes a rollback whose redeploy the admin queued; a redelivery after it finished
+    (or of a rollback that no longer runs) does nothing."""
+    rollback = Rollback.objects.filter(pk=rollback_id, status=Rollback.Status.RUNNING).first()
+    if rollback is None:
+        return "not running"
+    rollback = rollback_continue(rollback=rollback, holder=holder, release_lock=release_lock)
+    return rollback.status
 
 
 @shared_task(name="deployments.tasks.environments_probe", acks_late=True)

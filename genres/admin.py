@@ -27,27 +27,11 @@ from genres.models import (
     SpotifyAccount,
     SpotifyCallBucket,
 )
+from swedify.admin_helpers import ReadOnlyAdmin, badge
 
-BADGE_COLOURS = {
-    "queued": "#6b7280",
-    "running": "#2563eb",
-    "paused": "#b45309",
-    "succeeded": "#15803d",
-    "partial": "#b45309",
-    "failed": "#b91c1c",
-}
 # The Spotify calls page looks this far back, and lists this many slowest endpoints.
 CALLS_WINDOW = timedelta(hours=1)
 SLOWEST_ENDPOINTS = 10
-
-
-def badge(status: str, label: str) -> str:
-    return format_html(
-        '<span style="background:{};color:#fff;padding:1px 7px;border-radius:8px;'
-        'font-size:11px">{}</span>',
-        BADGE_COLOURS.get(status, "#6b7280"),
-        label,
-    )
 
 
 def duration(started: datetime | None, finished: datetime | None) -> str:
@@ -62,19 +46,6 @@ def duration(started: datetime | None, finished: datetime | None) -> str:
 
 def pretty_json(value: Any) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """History: visible to staff with the view permission, never added, edited or deleted."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Scan)
@@ -107,7 +78,7 @@ class ScanAdmin(ReadOnlyAdmin):
         label = obj.get_status_display()
         if obj.status == Scan.Status.PAUSED and obj.resume_at:
             label = f"{label} until {timezone.localtime(obj.resume_at):%H:%M}"
-        return badge(obj.status, label)
+        return badge(label, obj.status)
 
     @admin.display(description="tracks found / total")
     def tracks(self, obj: Scan) -> str:
@@ -161,7 +132,7 @@ class PlaylistJobAdmin(ReadOnlyAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: PlaylistJob) -> str:
-        return badge(obj.status, obj.get_status_display())
+        return badge(obj.get_status_display(), obj.status)
 
     @admin.display(description="genres")
     def genre_count(self, obj: PlaylistJob) -> int:

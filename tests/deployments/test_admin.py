@@ -182,17 +182,23 @@ def test_history_admins_offer_no_add_change_or_delete(staff: Client, infra) -> N
     assert b"delete_selected" not in changelist
 
 
-def test_the_deploy_action_queues_a_run(staff: Client, infra, monkeypatch) -> None:
+def test_the_deploy_action_queues_a_run_once_it_is_committed(
+    staff: Client, infra, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
     from deployments import tasks
 
     queued = []
     monkeypatch.setattr(tasks.pipeline_run_task, "delay", queued.append)
     release = release_create(git_sha="c" * 40)
-    response = staff.post(
-        "/admin/deployments/release/",
-        {"action": "deploy", "_selected_action": [release.pk]},
-        follow=True,
-    )
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = staff.post(
+            "/admin/deployments/release/",
+            {"action": "deploy", "_selected_action": [release.pk]},
+        )
+        # Nothing reaches a worker before the run's row is committed.
+        assert queued == []
+    assert len(callbacks) == 1
+    response = staff.get(response["Location"])
     run = PipelineRun.objects.get(release=release)
     assert queued == [run.pk]
     assert f"Run #{run.pk} of r3 queued." in response.content.decode()
@@ -200,20 +206,44 @@ def test_the_deploy_action_queues_a_run(staff: Client, infra, monkeypatch) -> No
     assert production().lock_holder == run.lock_name
 
 
-def test_a_retry_from_the_admin_requeues_the_paused_run(staff: Client, infra, monkeypatch) -> None:
+def test_a_retry_from_the_admin_requeues_the_paused_run(
+    staff: Client, infra, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
     from deployments import tasks
 
     queued = []
     monkeypatch.setattr(tasks.pipeline_run_task, "delay", queued.append)
     infra.failing_commands = {"unit-tests"}
-    run = pipeline_run_create(release=release_create(git_sha="c" * 40), actor_name="t")
+    run = pipeline_run_create(release=release_create(git_sha="c" * 40), actor_name="t", queue=False)
     pipeline_run_execute(run_id=run.pk)
 
     assert staff.get(f"/admin/deployments/pipelinerun/{run.pk}/retry/").status_code == 200
-    response = staff.post(f"/admin/deployments/pipelinerun/{run.pk}/retry/")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(f"/admin/deployments/pipelinerun/{run.pk}/retry/")
     assert response.status_code == 302
     run.refresh_from_db()
     assert (run.status, queued) == ("queued", [run.pk])
+
+
+def test_a_broker_outage_leaves_the_run_queued_with_a_warning_the_operator_sees(
+    staff: Client, infra, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    from deployments import tasks
+
+    def broker_down(run_id: int) -> None:
+        raise ConnectionRefusedError("broker")
+
+    monkeypatch.setattr(tasks.pipeline_run_task, "delay", broker_down)
+    release = release_create(git_sha="c" * 40)
+    with django_capture_on_commit_callbacks(execute=True):
+        staff.post(
+            "/admin/deployments/release/", {"action": "deploy", "_selected_action": [release.pk]}
+        )
+    run = PipelineRun.objects.get(release=release)
+    assert run.status == "queued"
+    assert "could not be queued (ConnectionRefusedError)" in run.warnings[0]
+    page = staff.get(f"/admin/deployments/pipelinerun/{run.pk}/change/").content.decode()
+    assert f"manage.py deploy --resume {run.pk}" in page
 
 
 def test_the_runbook_names_admin_pages_that_exist(staff: Client, infra) -> None:
