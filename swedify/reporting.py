@@ -3,7 +3,8 @@
 Django hides settings whose names contain KEY, SECRET, TOKEN, PASS and a few more. Swedify's
 service locations are URLs that carry credentials (``DATABASE_URL``, ``REDIS_URL``,
 ``CELERY_BROKER_URL``, a cache ``LOCATION``), so those are hidden too, and so is any value
-that looks like a URL with a user or password in it, whatever its name.
+that looks like a URL with a user or password in it, whatever its name. The same rules apply
+to the local variables shown on a traceback.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ class SecretsHiddenFilter(SafeExceptionReporterFilter):
         return super().cleanse_setting(key, value)
 
     def get_traceback_frame_variables(self, request: Any, tb_frame: Any) -> Any:
-        # A local variable holding REDIS_URL is as secret as the setting.
+        # A local variable holding REDIS_URL, a token or a secret is as secret as the setting.
         return [
-            (name, self.cleansed_substitute if _is_url_with_credentials(value) else value)
+            (name, self.cleanse_setting(name, value) if isinstance(value, str) else value)
             for name, value in super().get_traceback_frame_variables(request, tb_frame)
         ]
 
