@@ -47,6 +47,11 @@ def plain_tokens() -> dict[str, tuple[str, str]]:
     }
 
 
+def stored_tokens() -> list[tuple[str, str]]:
+    fields = ("access_token_encrypted", "refresh_token_encrypted")
+    return list(SpotifyAccount.objects.order_by("pk").values_list(*fields))
+
+
 @pytest.fixture
 def rotated(db: Any, settings: Any) -> Any:
     """Three listeners signed in under the old key, then the new key put first."""
@@ -87,16 +92,12 @@ def test_without_the_command_dropping_the_old_key_logs_listeners_out(rotated: An
 
 def test_running_it_again_changes_nothing(rotated: Any) -> None:
     reencrypt()
-    stored = list(SpotifyAccount.objects.order_by("pk").values_list(
-        "access_token_encrypted", "refresh_token_encrypted"
-    ))  # fmt: skip
+    stored = stored_tokens()
     assert reencrypt() == (
         "tokens re-encrypted with the first key: 0; already with the first key: 5; "
         "unreadable with every key (left as they are): 0"
     )
-    assert stored == list(SpotifyAccount.objects.order_by("pk").values_list(
-        "access_token_encrypted", "refresh_token_encrypted"
-    ))  # fmt: skip
+    assert stored_tokens() == stored
 
 
 def test_a_token_no_key_can_read_is_counted_and_left_as_it_is(rotated: Any) -> None:
