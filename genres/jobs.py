@@ -80,13 +80,13 @@ class JobQuerySet(models.QuerySet):
 
     def due_for_recovery(self, *, now: datetime | None = None) -> Self:
         """Rows recovery re-queues: running with a dead worker, parked and due, or queued so
-        long ago that their task message must have been lost."""
+        long ago that their task message must have been lost. A queued row of a listener
+        whose other job runs with a live worker is only waiting for it (its task retries by
+        itself): re-queueing it would only add duplicate messages."""
         now = now or timezone.now()
-        return self.filter(
-            Q(status=QUEUED, created_at__lt=now - QUEUED_STALE)
-            | self._dead(now)
-            | self.model.due_to_resume(now)
-        )
+        busy_users = self.model._default_manager.alive(now=now).values("user_id")
+        lost = Q(status=QUEUED, created_at__lt=now - QUEUED_STALE) & ~Q(user_id__in=busy_users)
+        return self.filter(lost | self._dead(now) | self.model.due_to_resume(now))
 
     def alive(self, *, now: datetime | None = None) -> Self:
         """Running rows whose worker beat recently."""

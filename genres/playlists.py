@@ -69,6 +69,8 @@ from genres.tokens import spotify_client_for, token_provider_for
 logger = logging.getLogger(__name__)
 
 MAX_GENRES = 50
+# A listener's playlist jobs in these states block a new one (playlist_job_request).
+UNFINISHED = (PlaylistJob.Status.QUEUED, PlaylistJob.Status.RUNNING)
 # Spotify refuses playlist names longer than 100 characters.
 MAX_NAME_LENGTH = 100
 # A pattern must leave each {genre} this many characters; longer genres are shortened.
@@ -172,19 +174,27 @@ def genre_track_ids(payload: dict[str, Any]) -> dict[str, list[str]]:
     return tracks
 
 
-def playlist_job_start(
+@dataclass(frozen=True)
+class PlaylistRequest:
+    """A validated playlist request: what a job is created from."""
+
+    genres: list[str]
+    name_pattern: str
+    description: str
+    skip_duplicates: bool
+    result: ScanResult
+
+
+def playlist_request_validate(
     *,
     user: AbstractBaseUser,
     genres: object,
     name_pattern: object = DEFAULT_NAME_PATTERN,
     description: object = "",
     skip_duplicates: object = True,
-) -> PlaylistJob:
-    """Validate a playlist request against the listener's latest scan and queue a job.
-
-    Raises PlaylistInputError for anything the client must change. The job is handed to a
-    worker once the surrounding transaction commits.
-    """
+) -> PlaylistRequest:
+    """Checks a playlist request against the listener's latest scan; raises
+    PlaylistInputError for anything the client must change."""
     if name_pattern is None:
         name_pattern = DEFAULT_NAME_PATTERN
     if description is None:
@@ -237,13 +247,47 @@ def playlist_job_start(
             f"the playlist name would contain control characters for {_quoted(unprintable)}"
         )
 
+    return PlaylistRequest(genres, name_pattern, description, skip_duplicates, result)
+
+
+def playlist_job_start(*, user: AbstractBaseUser, **request: object) -> PlaylistJob:
+    """Validate a playlist request against the listener's latest scan and queue a job.
+
+    Raises PlaylistInputError for anything the client must change. The job is handed to a
+    worker once the surrounding transaction commits.
+    """
+    return _create(user, playlist_request_validate(user=user, **request))
+
+
+def playlist_job_request(*, user: AbstractBaseUser, **request: object) -> tuple[PlaylistJob, bool]:
+    """What the API does with a listener's request: at most one queued or running playlist
+    job per listener. Returns ``(job, True)`` for a new job, or ``(the unfinished job, False)``
+    when one is queued or running (the new request is validated all the same, and not
+    merged: the listener sends it again once that job ends, and it adds only what is missing).
+    """
+    valid = playlist_request_validate(user=user, **request)
+    with transaction.atomic():
+        # Race: two requests at once would both find no unfinished job; the listener's row
+        # lock (SQLite: the write lock) makes check-and-create one step.
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        unfinished = (
+            PlaylistJob.objects.filter(user=user, status__in=UNFINISHED)
+            .order_by("created_at")
+            .first()
+        )
+        if unfinished is not None:
+            return unfinished, False
+        return _create(user, valid), True
+
+
+def _create(user: AbstractBaseUser, valid: PlaylistRequest) -> PlaylistJob:
     job = PlaylistJob.objects.create(
         user=user,
-        genres=genres,
-        name_pattern=name_pattern,
-        description=description,
-        skip_duplicates=skip_duplicates,
-        scan=result.scan,
+        genres=valid.genres,
+        name_pattern=valid.name_pattern,
+        description=valid.description,
+        skip_duplicates=valid.skip_duplicates,
+        scan=valid.result.scan,
     )
     transaction.on_commit(lambda: _enqueue(job.pk))
     return job

@@ -510,7 +510,9 @@ def test_recovery_finds_dead_and_forgotten_jobs_but_not_live_or_finished_ones(li
 
     finished = start_and_run(listener, fake, genres=["jazz"])
     fresh = playlist_job_start(user=listener, genres=["jazz"])
-    forgotten = playlist_job_start(user=listener, genres=["jazz"])
+    other = make_listener("other")
+    make_result(other, LIBRARY)
+    forgotten = playlist_job_start(user=other, genres=["jazz"])
     live = playlist_job_start(user=listener, genres=["jazz"])
     dead = playlist_job_start(user=listener, genres=["jazz"])
     long_ago = timezone.now() - QUEUED_STALE - timedelta(seconds=1)
@@ -524,6 +526,25 @@ def test_recovery_finds_dead_and_forgotten_jobs_but_not_live_or_finished_ones(li
 
     assert sorted(due) == sorted([str(forgotten.pk), str(dead.pk)])
     assert str(fresh.pk) not in due
+
+
+def test_recovery_leaves_a_job_that_only_waits_for_the_listeners_running_one(listener, fake):
+    from genres.jobs import QUEUED_STALE
+    from genres.playlists import playlist_jobs_due_for_recovery
+
+    running = playlist_job_start(user=listener, genres=["jazz"])
+    waiting = playlist_job_start(user=listener, genres=["jazz"])
+    PlaylistJob.objects.filter(pk=waiting.pk).update(
+        created_at=timezone.now() - QUEUED_STALE - timedelta(minutes=30)
+    )
+    PlaylistJob.objects.filter(pk=running.pk).update(
+        status=PlaylistJob.Status.RUNNING, heartbeat_at=timezone.now()
+    )
+
+    assert playlist_jobs_due_for_recovery() == []
+    # Once the running job's worker is dead, both are due again.
+    make_stale(running)
+    assert sorted(playlist_jobs_due_for_recovery()) == sorted([str(running.pk), str(waiting.pk)])
 
 
 @pytest.mark.django_db(transaction=True)
