@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from genres import spotify
 from genres.accounts import account_link
 from genres.call_stats import SpotifyCallRecorder
+from genres.limits import SIGN_IN_STARTS, client_address, limit_exceeded
 from genres.selectors import listener_account
 from genres.tokens import StaticTokens
 
@@ -69,13 +70,26 @@ def _pending(request: HttpRequest) -> dict[str, dict[str, Any]]:
 @never_cache
 @require_GET
 def spotify_start(request: HttpRequest) -> HttpResponse:
-    """GET /auth/spotify: 302 to Spotify's authorize page with PKCE S256 and a fresh state."""
+    """GET /auth/spotify: 302 to Spotify's authorize page with PKCE S256 and a fresh state;
+    429 JSON with Retry-After for an address starting too many sign-ins."""
+    retry_after = limit_exceeded(SIGN_IN_STARTS, who=client_address(request))
+    if retry_after is not None:
+        response = JsonResponse(
+            {"error": "Too many sign-ins started from your address; try again shortly"},
+            status=429,
+        )
+        response["Retry-After"] = str(retry_after)
+        return response
     verifier, challenge = spotify.pkce_pair()
     state = secrets.token_urlsafe(32)
     pending = _pending(request)
     pending[state] = {"verifier": verifier, "at": time.time()}
     newest = sorted(pending.items(), key=lambda item: item[1]["at"])[-MAX_PENDING_SIGN_INS:]
     request.session[SESSION_KEY] = dict(newest)
+    if not request.user.is_authenticated:
+        # An abandoned sign-in is a session row nobody uses: it lives as long as the sign-in
+        # could still complete, not the month of a listener's session.
+        request.session.set_expiry(int(SIGN_IN_TTL.total_seconds()))
     url = spotify.SpotifyAccounts().authorize_url(
         state=state, code_challenge=challenge, scope=SCOPES
     )
@@ -133,6 +147,7 @@ def spotify_callback(request: HttpRequest) -> HttpResponse:
     finally:
         recorder.flush()
     login(request, account.user, backend="django.contrib.auth.backends.ModelBackend")
+    request.session.set_expiry(None)  # a listener's session: SESSION_COOKIE_AGE again
     return HttpResponseRedirect("/")
 
 
