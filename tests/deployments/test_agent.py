@@ -32,6 +32,7 @@ from deployments.agent import (
     release_offer,
     release_token,
 )
+from swedify.celery import app as celery_app
 from tests.deployments.bluegreen import SLOT_ENV, free_port, new_environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -73,48 +74,64 @@ def agent_env(host: str, data_dir: Path) -> dict[str, str]:
     return env
 
 
+def agent_spawn(host: str, data_dir: Path) -> Agent:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / "agent.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "swedify", "worker",
+                "-Q", f"deploy.{host}", "-n", f"agent-{host}@%h",
+                "--pool", "solo", "--without-mingle", "--without-gossip", "--loglevel", "INFO",
+            ],
+            cwd=REPO, env=agent_env(host, data_dir), stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    return Agent(host, data_dir, process, log)
+
+
+def agent_wait_ready(agent: Agent) -> None:
+    deadline = time.monotonic() + AGENT_START_TIMEOUT
+    while "ready." not in agent.log.read_text():
+        assert agent.process.poll() is None, agent.log.read_text()
+        assert time.monotonic() < deadline, f"agent not ready:\n{agent.log.read_text()}"
+        time.sleep(0.2)
+
+
+def agent_shutdown(agent: Agent) -> None:
+    if agent.process.poll() is None:
+        agent.process.send_signal(signal.SIGTERM)
+    try:
+        agent.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        agent.process.kill()
+        agent.process.wait(timeout=10)
+    # Slots outlive their agent by design: stop whatever a failed test left running.
+    with agent.on_host():
+        for pid_file in (agent.data_dir / "slots").glob("*.pid"):
+            environment, _, slot = pid_file.stem.rpartition("-")
+            with contextlib.suppress(slots.SlotError):
+                slots.slot_stop(environment=environment, slot=slot)
+
+
+def queue_purge(host: str) -> None:
+    """Commands left for a host nobody serves would otherwise stay in the shared broker."""
+    with celery_app.connection_for_write() as connection, contextlib.suppress(Exception):
+        connection.default_channel.queue_purge(f"deploy.{host}")
+
+
 @pytest.fixture(scope="module")
 def agents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Agent]]:
     started: dict[str, Agent] = {}
     try:
         for host in HOSTS:
-            data_dir = tmp_path_factory.mktemp(f"agent-{host}")
-            log = data_dir / "agent.log"
-            with log.open("w") as output:
-                process = subprocess.Popen(
-                    [
-                        sys.executable, "-m", "celery", "-A", "swedify", "worker",
-                        "-Q", f"deploy.{host}", "-n", f"agent-{host}@%h",
-                        "--pool", "solo", "--without-mingle", "--without-gossip",
-                        "--loglevel", "INFO",
-                    ],
-                    cwd=REPO, env=agent_env(host, data_dir), stdout=output,
-                    stderr=subprocess.STDOUT,
-                )  # fmt: skip
-            started[host] = Agent(host, data_dir, process, log)
+            started[host] = agent_spawn(host, tmp_path_factory.mktemp(f"agent-{host}"))
         for agent in started.values():
-            deadline = time.monotonic() + AGENT_START_TIMEOUT
-            while "ready." not in agent.log.read_text():
-                assert agent.process.poll() is None, agent.log.read_text()
-                assert time.monotonic() < deadline, f"agent not ready:\n{agent.log.read_text()}"
-                time.sleep(0.2)
+            agent_wait_ready(agent)
         yield started
     finally:
         for agent in started.values():
-            if agent.process.poll() is None:
-                agent.process.send_signal(signal.SIGTERM)
-        for agent in started.values():
-            try:
-                agent.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                agent.process.kill()
-                agent.process.wait(timeout=10)
-            # Slots outlive their agent by design: stop whatever a failed test left running.
-            with agent.on_host():
-                for pid_file in (agent.data_dir / "slots").glob("*.pid"):
-                    environment, _, slot = pid_file.stem.rpartition("-")
-                    with contextlib.suppress(slots.SlotError):
-                        slots.slot_stop(environment=environment, slot=slot)
+            agent_shutdown(agent)
+        queue_purge(NOBODY)
 
 
 def git_sha(revision: str) -> str:
@@ -328,3 +345,29 @@ def test_the_pipeline_may_wait_for_agents_from_inside_a_celery_task(
     finally:
         _set_task_join_will_block(previous)
     assert answer["running"] is False
+
+
+def test_an_agent_that_comes_back_after_the_deadline_drops_the_command_it_missed(
+    agents: dict[str, Agent], live_server: Any, tmp_path: Path
+) -> None:
+    late_host, environment, port = "127.0.0.4", new_environment(), free_port()
+    missed = RemoteHost(late_host, control_url=live_server.url).call(
+        "slot_start", environment=environment, slot="blue", port=port, version="11.0.0",
+        git_sha=head_sha(), timeout=1.0,
+    )  # fmt: skip
+    assert missed.answered is False
+    time.sleep(1.0)  # the command's deadline has passed before the agent starts
+    late = agent_spawn(late_host, tmp_path / "late-agent")
+    try:
+        agent_wait_ready(late)
+        # Commands are taken in order: once this one is answered, the missed one was seen.
+        status = RemoteHost(late_host).slot_status(
+            environment=environment, slot="blue", timeout=STATUS_TIMEOUT
+        )
+        assert status == {"ok": True, "running": False}
+        assert served_version(late_host, port) is None
+        assert not (late.data_dir / "releases").exists()
+        assert "Discarding revoked task: deployments.agent.slot_start" in late.log.read_text()
+    finally:
+        agent_shutdown(late)
+        queue_purge(late_host)
