@@ -353,6 +353,9 @@ AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
 AXES_RESET_ON_SUCCESS = True
+# Behind HAProxy every peer is 127.0.0.1: count the client our own proxy names, as the
+# listener-side limits do (SWEDIFY_TRUSTED_PROXIES), never an X-Forwarded-For a client wrote.
+AXES_CLIENT_IP_CALLABLE = "genres.limits.client_address"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {

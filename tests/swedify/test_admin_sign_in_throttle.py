@@ -25,17 +25,23 @@ def operator(db: Any, settings: Any) -> Any:
     return get_user_model().objects.create_superuser("operator", "op@example.org", PASSWORD)
 
 
-def sign_in(username: str, password: str, *, address: str = "203.0.113.7") -> int:
-    response = Client(REMOTE_ADDR=address).post(
+def sign_in(
+    username: str, password: str, *, address: str = "203.0.113.7", forwarded_for: str = ""
+) -> int:
+    headers = {"HTTP_X_FORWARDED_FOR": forwarded_for} if forwarded_for else {}
+    response = Client(REMOTE_ADDR=address, **headers).post(
         "/admin/login/?next=/admin/", {"username": username, "password": password}
     )
     return response.status_code
 
 
-def fail(times: int, *, username: str = "operator", address: str = "203.0.113.7") -> None:
+def fail(
+    times: int, *, username: str = "operator", address: str = "203.0.113.7", forwarded_for: str = ""
+) -> None:
     for _ in range(times):
         # 200: the form again, with an error; 429 from the failure that reaches the limit.
-        assert sign_in(username, "wrong password", address=address) in (200, 429)
+        status = sign_in(username, "wrong password", address=address, forwarded_for=forwarded_for)
+        assert status in (200, 429)
 
 
 def test_an_operator_signs_in_with_the_right_password(operator: Any) -> None:
@@ -70,6 +76,23 @@ def test_an_account_is_locked_out_whichever_addresses_guess_it(operator: Any) ->
     # Another account from a fresh address is not affected by this account's lock.
     get_user_model().objects.create_superuser("second", "second@example.org", PASSWORD)
     assert sign_in("second", PASSWORD, address="198.51.100.10") == 302
+
+
+def test_behind_our_proxy_each_client_address_is_locked_out_on_its_own(operator: Any) -> None:
+    proxy = "127.0.0.1"  # every request through HAProxy comes from loopback
+    for number in range(LIMIT):
+        fail(1, username=f"guess{number}", address=proxy, forwarded_for="203.0.113.7")
+    assert sign_in("operator", PASSWORD, address=proxy, forwarded_for="203.0.113.7") == 429
+    # Another client behind the same HAProxy still signs in.
+    assert sign_in("operator", PASSWORD, address=proxy, forwarded_for="198.51.100.9") == 302
+
+
+def test_a_client_cannot_escape_its_lock_with_a_forwarded_for_header_of_its_own(
+    operator: Any,
+) -> None:
+    for number in range(LIMIT):
+        fail(1, username=f"guess{number}", forwarded_for=f"192.0.2.{number + 1}")
+    assert sign_in("operator", PASSWORD, forwarded_for="198.51.100.9") == 429
 
 
 @pytest.fixture
