@@ -3,8 +3,9 @@ started from its own source folder) on one PostgreSQL database, one Redis and th
 Spotify sandbox, and one listener's browser talking to both.
 
 "The new release" is the committed code (``git archive`` of HEAD) with a small, deterministic
-patch applied to a copy: the artist cache value one schema version higher with an added field,
-an added checkpoint field and an added field in the scan JSON. A patch whose anchor is not
+patch applied to a copy: the artist cache value and the genres result one schema version
+higher, each with an added field, an added checkpoint field and an added field in the scan
+JSON. A patch whose anchor is not
 found exactly once stops the test, so a restructured code base never silently runs two copies
 of the same release.
 """
@@ -54,9 +55,10 @@ class Edit:
     replacement: str
 
 
-# The new release: the artist cache value at schema version 2 with an added field, the scan
-# checkpoint with an added field (which release attempted it), and that field in the scan JSON.
-# Readers of the new release default what an old writer left out.
+# The new release: the artist cache value at schema version 2 with an added field; the scan
+# checkpoint with an added field (which release attempted it) and that field in the scan JSON;
+# the stored genres result (GET /api/genres) at schema version 2 with an added field. Readers of
+# the new release default what an old writer left out.
 CACHE_V2 = Edit("CACHE_VERSION = 1\n", "CACHE_VERSION = 2\n")
 CACHE_ADDED_FIELD = Edit(
     '        "at": info.fetched_at.isoformat(),\n    }',
@@ -74,7 +76,19 @@ SCAN_JSON_ADDED_FIELD = Edit(
     '        "createdAt": iso(scan.created_at),\n'
     '        "attemptsBy": list((scan.checkpoint or {}).get("attemptsBy", [])),\n',
 )
-NEW_RELEASE = (CACHE_V2, CACHE_ADDED_FIELD, CHECKPOINT_ADDED_FIELD, SCAN_JSON_ADDED_FIELD)
+RESULT_V2 = Edit("    SCHEMA_VERSION = 1\n", "    SCHEMA_VERSION = 2\n")
+RESULT_ADDED_FIELD = Edit(
+    '        full["cachedAt"] = iso(now)\n',
+    '        full["cachedAt"] = iso(now)\n        full["artistsKnown"] = len(infos)\n',
+)
+NEW_RELEASE = (
+    CACHE_V2,
+    CACHE_ADDED_FIELD,
+    CHECKPOINT_ADDED_FIELD,
+    SCAN_JSON_ADDED_FIELD,
+    RESULT_V2,
+    RESULT_ADDED_FIELD,
+)
 
 # The negative control: the same release, except that it writes an artist's genres as one
 # string under the same key (its own reader copes; the old one cannot).
