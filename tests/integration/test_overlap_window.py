@@ -1,8 +1,11 @@
 """The overlap window, proven: during a blue-green cutover the old and the new release serve
 at once, on one PostgreSQL database, one Redis and one Spotify (the sandbox). Both releases'
 gunicorn slots and Celery workers run from their own source folders (the new one is the
-committed code with the artist cache one schema version higher and added fields, see
-tests/integration/overlap.py), and one listener's browser talks to both through one session.
+committed code with the artist cache and the genres result one schema version higher and
+fields added to them, to the scan checkpoint and to the scan JSON: tests/integration/overlap.py),
+and one listener's browser talks to both through one session: a sign-in begun on one is
+finished on the other, a scan paused on one release's worker is resumed from its checkpoint by
+the other's (both ways), a playlist job crosses over, and both answer the same pages and JSON.
 
 The artist cache is checked where a pass could be vacuous: before each cross-release read the
 Artist table is made too old to answer, so an artist whose cached value one release cannot
@@ -97,6 +100,14 @@ class Overlap:
         assert scan["status"] == status, scan
         return scan
 
+    def playlist_job_finished(self, through: Release, job_id: str) -> dict[str, Any]:
+        def finished() -> dict[str, Any] | None:
+            answer = self.browser.call(through, "GET", f"/api/playlist-jobs/{job_id}")
+            job = answer.json()
+            return job if job["status"] in {"succeeded", "partial", "failed"} else None
+
+        return wait_for(finished, timeout=JOB_TIMEOUT, what=f"playlist job {job_id}")
+
     def resume(self, scan_id: str, *, on: Release) -> None:
         """The paused scan is due now; ``on``'s worker (the only one running) takes it."""
         assert Scan.objects.filter(pk=scan_id, status=Scan.Status.PAUSED).update(
@@ -114,6 +125,11 @@ class Overlap:
             release.worker_start(self.env)
 
     # -- checks --
+
+    def logs_clean(self) -> None:
+        """Nothing raised in either release's slot or workers, and Redis never failed."""
+        for release in (self.old, self.new):
+            assert release.log_problems() == [], release.version
 
     def genres_match_truth(self, through: Release) -> dict[str, Any]:
         answer = self.browser.call(through, "GET", "/api/genres")
@@ -203,7 +219,12 @@ def overlap_stack(
                 port=new_port, env=env, log_dir=tmp_path,
             ) as new,
         ):  # fmt: skip
-            yield Overlap(sandbox=sandbox, old=old, new=new, env=env, browser=Browser())
+            browser = Browser()
+            try:
+                yield Overlap(sandbox=sandbox, old=old, new=new, env=env, browser=browser)
+            finally:
+                # Idle keep-alive connections would hold the slots' graceful stop up.
+                browser.session.close()
 
 
 @pytest.fixture
@@ -256,6 +277,7 @@ def test_the_old_and_the_new_release_share_sessions_cache_and_jobs_without_losin
     # The new worker read every value the old one cached and asked Spotify only for the rest
     # of the library's artists, once each; both releases wrote the same keys, each in its own
     # schema version, and the new one left the old one's values alone.
+    overlap.logs_clean()
     asked_by_new = artist_lookups(sandbox)
     no_cache_miss_storm(asked_by_new, expected=library_artists() - cached_by_old)
     assert cached_versions(cached_by_old) == {1: len(cached_by_old)}
@@ -277,6 +299,7 @@ def test_the_old_and_the_new_release_share_sessions_cache_and_jobs_without_losin
     overlap.scan_until(new, second, "succeeded")
     # Old artists came from the cache in both directions (v1 read by new, v2 read by old);
     # only the new ones were asked of Spotify, each once although two releases looked.
+    overlap.logs_clean()
     no_cache_miss_storm(artist_lookups(sandbox), expected=new_artists)
     # The old release kept the field it does not know in the checkpoint it rewrote.
     second_row = Scan.objects.get(pk=second)
@@ -288,17 +311,7 @@ def test_the_old_and_the_new_release_share_sessions_cache_and_jobs_without_losin
     chosen = [g["name"] for g in overlap.genres_match_truth(new)["genres"][:2]]
     created = browser.call(new, "POST", "/api/playlists", {"genres": chosen})
     assert created.status_code == 202, created.text
-    job = wait_for(
-        lambda: (
-            (j := browser.call(new, "GET", f"/api/playlist-jobs/{created.json()['id']}").json())[
-                "status"
-            ]
-            in {"succeeded", "partial", "failed"}
-            and j
-        ),
-        timeout=JOB_TIMEOUT,
-        what="the playlist job",
-    )
+    job = overlap.playlist_job_finished(new, created.json()["id"])
     assert job["status"] == "succeeded", job
     assert browser.call(old, "GET", f"/api/playlist-jobs/{job['id']}").json() == job
     truth = sandbox.truth(LISTENER["id"])
@@ -312,8 +325,7 @@ def test_the_old_and_the_new_release_share_sessions_cache_and_jobs_without_losin
     # Each worker ran what the test says it ran (and its log is among those checked below).
     assert old.task_outcomes() == [["paused"], ["succeeded", "finished"]]
     assert new.task_outcomes() == [["succeeded", "paused"]]
-    for release in (old, new):
-        assert release.log_problems() == [], release.version
+    overlap.logs_clean()
 
     # Signing out through one release signs out of both.
     assert browser.call(old, "POST", "/auth/logout").status_code in (200, 302)
@@ -346,6 +358,7 @@ def test_the_same_harness_catches_a_cache_value_the_old_release_cannot_read(
     second = incompatible.scan(old, refresh=True)
     incompatible.scan_until(bad, second, "succeeded")
     incompatible.genres_match_truth(bad)
+    incompatible.logs_clean()  # Redis worked: the misses are the value's shape
     with pytest.raises(AssertionError, match="cache miss storm"):
         no_cache_miss_storm(artist_lookups(sandbox), expected=set())
     # Both releases really served (the requests did not all reach one of them).
