@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 import requests
 
+from deployments.models import LOCAL_ADDRESS, HostRef, ProxyRef
+
 # A slot that needs longer than this to answer its detailed health is not healthy.
 SLOT_PROBE_TIMEOUT_SECONDS = 3.0
 
@@ -63,23 +65,41 @@ class Infrastructure:
     slot_env: dict[str, str] | None = None
 
     def proxy(self, environment: Any) -> ProxyLike | None:
-        """The proxy in front of ``environment``, or None when it has none configured."""
-        if not environment.admin_socket:
-            return None
+        """The (first) proxy in front of ``environment``, or None when it has none."""
+        proxies = self.environment_proxies(environment)
+        return proxies[0][1] if proxies else None
+
+    def environment_proxies(self, environment: Any) -> list[tuple[ProxyRef, ProxyLike]]:
+        """Every enabled proxy in front of ``environment`` with its runtime-API handle."""
         from deployments.proxy import Proxy
 
-        return Proxy(admin_socket=Path(environment.admin_socket))
+        return [
+            (ref, Proxy(admin_socket=Path(ref.admin_socket))) for ref in environment.proxy_refs()
+        ]
 
-    def proxy_start(self, environment: Any, *, live_slot: str) -> ProxyLike:
-        """Starts the environment's HAProxy routing to ``live_slot`` (a running one with the
-        same ports is returned as it is)."""
+    def proxy_start(
+        self, environment: Any, *, live_slot: str, ref: ProxyRef | None = None
+    ) -> ProxyLike:
+        """Starts one of the environment's HAProxies (the first without ``ref``) routing to
+        ``live_slot``; a running one with the same servers is returned as it is. A proxy of
+        the single-host default keeps the single-host configuration; a listed proxy gets
+        every enabled host's blue and green server with health checks and retries."""
         from deployments.proxy import proxy_start
 
+        ref = ref or environment.proxy_refs()[0]
+        if ref.pk is None:
+            return proxy_start(
+                environment=environment.name,
+                listen_port=environment.listen_port,
+                blue_port=environment.blue_port,
+                green_port=environment.green_port,
+                live_slot=live_slot,
+            )
         return proxy_start(
-            environment=environment.name,
-            listen_port=environment.listen_port,
-            blue_port=environment.blue_port,
-            green_port=environment.green_port,
+            environment=ref.name,
+            listen_port=ref.listen_port,
+            listen_address=ref.address,
+            servers=[(h.address, h.blue_port, h.green_port) for h in environment.app_hosts()],
             live_slot=live_slot,
         )
 
@@ -88,11 +108,41 @@ class Infrastructure:
 
         return release_source(git_sha=git_sha)
 
+    # --- Slots, per host -------------------------------------------------------------------
+    # ``host`` None (or the loopback host with no agent) runs the slot functions of
+    # deployments.slots on this machine; any other host is asked through its deploy agent.
+
+    def remote_host(self, host: HostRef) -> Any:
+        """The control side's handle on ``host``'s deploy agent (deployments.agent)."""
+        from deployments.agent import RemoteHost
+
+        return RemoteHost(host.address)
+
     def slot_start(
-        self, *, environment: str, slot: str, port: int, version: str, source_dir: Path
+        self,
+        *,
+        environment: str,
+        slot: str,
+        port: int,
+        version: str,
+        source_dir: Path | None = None,
+        git_sha: str = "",
+        host: HostRef | None = None,
     ) -> SlotInfo:
+        if host is not None and not host.local:
+            answer = self.remote_host(host).slot_start(
+                environment=environment,
+                slot=slot,
+                port=port,
+                version=version,
+                git_sha=git_sha,
+                env=self.slot_env,
+            )
+            return SlotInfo(port=int(answer["port"]), version=answer["version"], pid=None)
         from deployments.slots import slot_start
 
+        if source_dir is None:
+            source_dir = self.release_source(git_sha=git_sha)
         process = slot_start(
             environment=environment,
             slot=slot,
@@ -103,12 +153,31 @@ class Infrastructure:
         )
         return SlotInfo(port=process.port, version=process.version, pid=process.pid)
 
-    def slot_stop(self, *, environment: str, slot: str, drain_seconds: float = 0.0) -> None:
+    def slot_stop(
+        self,
+        *,
+        environment: str,
+        slot: str,
+        drain_seconds: float = 0.0,
+        host: HostRef | None = None,
+    ) -> None:
+        if host is not None and not host.local:
+            self.remote_host(host).slot_stop(
+                environment=environment, slot=slot, drain_seconds=drain_seconds
+            )
+            return
         from deployments.slots import slot_stop
 
         slot_stop(environment=environment, slot=slot, drain_seconds=drain_seconds)
 
-    def slot_status(self, *, environment: str, slot: str) -> SlotInfo | None:
+    def slot_status(
+        self, *, environment: str, slot: str, host: HostRef | None = None
+    ) -> SlotInfo | None:
+        if host is not None and not host.local:
+            answer = self.remote_host(host).slot_status(environment=environment, slot=slot)
+            if not answer.get("running"):
+                return None
+            return SlotInfo(port=int(answer["port"]), version=str(answer["version"]))
         from deployments.slots import slot_status
 
         process = slot_status(environment=environment, slot=slot)
@@ -116,8 +185,8 @@ class Infrastructure:
             return None
         return SlotInfo(port=process.port, version=process.version, pid=process.pid)
 
-    def slot_url(self, *, port: int) -> str:
-        return f"http://127.0.0.1:{port}"
+    def slot_url(self, *, port: int, host: HostRef | None = None) -> str:
+        return f"http://{host.address if host is not None else LOCAL_ADDRESS}:{port}"
 
     def probe(self, url: str, *, timeout: float = SLOT_PROBE_TIMEOUT_SECONDS) -> ProbeResult:
         started = time.perf_counter()

@@ -42,13 +42,11 @@ from deployments.pipeline import (
     pipeline_run_retry,
 )
 from deployments.reports import rollback_over_budget, run_over_budget, run_report_markdown
+from deployments.rollbacks import releases_blocking_rollback, rollback_start, rollback_target
 from deployments.services import (
     DeploymentError,
     environment_configure,
     environment_lock_break,
-    releases_blocking_rollback,
-    rollback_start,
-    rollback_target,
 )
 from swedify.admin_helpers import ReadOnlyAdmin, ReadOnlyInline, badge
 

@@ -9,6 +9,8 @@ past, and the admin offers no add, change or delete for it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.db import models
 
@@ -61,6 +63,111 @@ class Environment(models.Model):
     @property
     def idle_slot(self) -> str:
         return other_slot(self.live_slot) if self.live_slot else Slot.BLUE
+
+    def app_hosts(self) -> list[HostRef]:
+        """The hosts a deploy reaches: the enabled ``AppHost`` rows, or, while there are
+        none, the single loopback host that this row's ports describe."""
+        rows = [h for h in self.hosts.all() if h.enabled]
+        if rows:
+            return [HostRef(h.address, h.blue_port, h.green_port, h.pk) for h in rows]
+        return [HostRef(LOCAL_ADDRESS, self.blue_port, self.green_port, None)]
+
+    def proxy_refs(self) -> list[ProxyRef]:
+        """The proxies a cutover switches: the enabled ``ProxyInstance`` rows, or, while
+        there are none, the one this row's admin socket names (none without one)."""
+        rows = [p for p in self.proxies.all() if p.enabled]
+        if rows:
+            return [ProxyRef(p.name, p.address, p.listen_port, p.admin_socket, p.pk) for p in rows]
+        if not self.admin_socket:
+            return []
+        return [ProxyRef(self.name, LOCAL_ADDRESS, self.listen_port, self.admin_socket, None)]
+
+
+# Slots on this address run on the control machine itself (deployments.slots); any other
+# address is a host with a deploy agent (deployments.agent).
+LOCAL_ADDRESS = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class HostRef:
+    """One app host of an environment as deploys see it (a row, or the single-host default)."""
+
+    address: str
+    blue_port: int
+    green_port: int
+    pk: int | None = None
+
+    def port_of(self, slot: str) -> int:
+        return self.blue_port if slot == Slot.BLUE else self.green_port
+
+    @property
+    def local(self) -> bool:
+        return self.address == LOCAL_ADDRESS
+
+    def __str__(self) -> str:
+        return self.address
+
+
+@dataclass(frozen=True)
+class ProxyRef:
+    """One HAProxy in front of an environment (a row, or the single-host default)."""
+
+    name: str
+    address: str
+    listen_port: int
+    admin_socket: str
+    pk: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.address}:{self.listen_port})"
+
+
+class AppHost(models.Model):
+    """A machine that runs the environment's blue and green slots (its deploy agent listens
+    on the queue ``deploy.<address>``)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="hosts")
+    address = models.CharField(max_length=255)
+    blue_port = models.PositiveIntegerField()
+    green_port = models.PositiveIntegerField()
+    # A disabled host gets no deploys and is left out of the proxies' configuration.
+    enabled = models.BooleanField(default=True)
+    # The periodic probe's latest view of the live slot on this host (null: never probed).
+    probe_ok = models.BooleanField(null=True, blank=True)
+    probed_at = models.DateTimeField(null=True, blank=True)
+    probe_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["environment", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "address"], name="host_once_per_env")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.environment}/{self.address}"
+
+
+class ProxyInstance(models.Model):
+    """An HAProxy in front of the environment, on a machine of its own; each holds every
+    host's blue and green server. What sits in front of the proxies (DNS with several
+    records, or a virtual IP) is outside this product."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="proxies")
+    # Names its files (configuration, state, pid) under SWEDIFY_DATA_DIR/proxy/.
+    name = models.CharField(max_length=40, unique=True)
+    address = models.CharField(max_length=255, default=LOCAL_ADDRESS)
+    listen_port = models.PositiveIntegerField()
+    admin_socket = models.CharField(max_length=500)
+    enabled = models.BooleanField(default=True)
+    probe_ok = models.BooleanField(null=True, blank=True)
+    probed_at = models.DateTimeField(null=True, blank=True)
+    probe_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["environment", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.address}:{self.listen_port})"
 
 
 class Release(models.Model):

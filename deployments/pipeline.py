@@ -18,10 +18,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import logging
-import sys
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -35,32 +32,26 @@ from deployments.models import (
     Deployment,
     Environment,
     FailureAction,
-    HealthCheck,
     PipelineRun,
     Release,
     Rollback,
     StageRun,
 )
+from deployments.rollbacks import rollback_start
 from deployments.services import (
     LOCK_STALE_AFTER,
     DeploymentError,
     audit_record,
-    deployment_create,
     deployment_set_state,
-    environment_cutover,
     environment_lock_acquire,
     environment_lock_release,
-    health_probe_record,
-    rollback_start,
-    slot_health_url,
 )
+from deployments.stages import HANDLERS, LOG_LIMIT, StageResult
 
 logger = logging.getLogger(__name__)
 
 # The seed's deploy-time SLA: a slower run is flagged in the report and the admin.
 RUN_BUDGET_SECONDS = 5 * 60
-# Captured command output kept per stage (the tail, where the failure usually is).
-LOG_LIMIT = 20_000
 # The worker task that executes a queued run (queued by name: the tasks module imports this).
 PIPELINE_TASK = "deployments.tasks.pipeline_run_task"
 
@@ -384,14 +375,6 @@ def pipeline_run_abort(
 # --- The runner ---------------------------------------------------------------------------
 
 
-@dataclass
-class StageResult:
-    ok: bool
-    summary: str
-    log: str = ""
-    tooling_error: bool = False
-
-
 def pipeline_run_execute(
     *, run_id: int, infrastructure: Infrastructure | None = None
 ) -> PipelineRun | None:
@@ -454,7 +437,7 @@ def _stage_execute(
     StageRun.objects.filter(pk=stage.pk).update(
         outcome=StageRun.Outcome.RUNNING, started_at=timezone.now(), finished_at=None
     )
-    handler = _HANDLERS[_kind_of(stage)]
+    handler = HANDLERS[_kind_of(stage)]
     logs = []
     result = StageResult(False, "not run")
     for attempt in range(1, stage.max_attempts + 1):
@@ -511,12 +494,6 @@ def _warn(run: PipelineRun, text: str) -> None:
     run.refresh_from_db(fields=["warnings"])
     run.warnings = [*run.warnings, text]
     PipelineRun.objects.filter(pk=run.pk).update(warnings=run.warnings)
-
-
-def _context_update(run: PipelineRun, **values: Any) -> None:
-    run.refresh_from_db(fields=["context"])
-    run.context = {**run.context, **values}
-    PipelineRun.objects.filter(pk=run.pk).update(context=run.context)
 
 
 def _finish(run: PipelineRun, status: str, error: str = "") -> None:
@@ -588,190 +565,3 @@ def _halt(
             except DeploymentError as error:
                 _warn(run, f"automatic switch-back refused: {error}")
     _finish(run, status, reason)
-
-
-# --- Stage handlers -----------------------------------------------------------------------
-
-
-def _commands(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure) -> StageResult:
-    params = stage.params
-    commands = [c.replace("{python}", sys.executable) for c in params.get("commands", [])]
-    if not commands:
-        return StageResult(True, "no commands configured")
-    if params.get("cwd", "release") == "project":
-        cwd = Path(settings.BASE_DIR)
-    else:
-        cwd = infrastructure.release_source(git_sha=run.release.git_sha)
-    logs = []
-    for command in commands:
-        result = infrastructure.run_command(command, cwd=cwd, timeout=stage.timeout_seconds)
-        logs.append(f"$ {command}\n{result.output[-LOG_LIMIT:]}".rstrip())
-        if result.returncode != 0:
-            return StageResult(
-                False, f"`{command}` exited with {result.returncode}", "\n".join(logs)
-            )
-    return StageResult(True, f"{len(commands)} command(s) passed", "\n".join(logs))
-
-
-def _deploy(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure) -> StageResult:
-    environment = Environment.objects.get(name=stage.params["environment"])
-    release = run.release
-    slot = environment.idle_slot
-    proxy = infrastructure.proxy(environment)
-    if proxy is not None and proxy.is_running() and proxy.routed_slot() == slot:
-        # The database and the proxy disagree: never start over the slot that serves.
-        return StageResult(
-            False, f"HAProxy routes {slot}, which the database believes idle; not touching it"
-        )
-    for earlier in Deployment.objects.filter(
-        run=run, environment=environment, state=Deployment.State.IN_PROGRESS
-    ):
-        deployment_set_state(
-            deployment=earlier, state=Deployment.State.ERROR, description="replaced by a retry"
-        )
-    deployment = deployment_create(
-        release=release,
-        environment=environment,
-        slot=slot,
-        run=run,
-        description=f"run #{run.pk}",
-    )
-    deployment_set_state(deployment=deployment, state=Deployment.State.IN_PROGRESS)
-    _context_update(
-        run,
-        **{
-            environment.name: {
-                "slot": slot,
-                "deployment": deployment.pk,
-                "previous_slot": environment.live_slot,
-                "previous_release": environment.live_release_id,
-            }
-        },
-    )
-    source_dir = infrastructure.release_source(git_sha=release.git_sha)
-    if infrastructure.slot_status(environment=environment.name, slot=slot) is not None:
-        infrastructure.slot_stop(environment=environment.name, slot=slot)
-    started = infrastructure.slot_start(
-        environment=environment.name,
-        slot=slot,
-        port=environment.port_of(slot),
-        version=release.label,
-        source_dir=source_dir,
-    )
-    return StageResult(
-        True, f"{release.label} started in {environment.name}/{slot} (port {started.port})"
-    )
-
-
-def _health(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure) -> StageResult:
-    environment = Environment.objects.get(name=stage.params["environment"])
-    run.refresh_from_db(fields=["context"])
-    placed = run.context.get(environment.name)
-    if not placed:
-        return StageResult(False, f"nothing was deployed to {environment.name} in this run")
-    check = health_probe_record(
-        environment=environment,
-        slot=placed["slot"],
-        source=HealthCheck.Source.PIPELINE,
-        run=run,
-        url=slot_health_url(
-            environment=environment, slot=placed["slot"], infrastructure=infrastructure
-        ),
-        expected_version=run.release.label,
-        infrastructure=infrastructure,
-    )
-    if not check.ok:
-        # The deployment stays in progress: an operator may still retry this gate; an abort
-        # marks it failed.
-        return StageResult(False, f"unhealthy: {check.error}")
-    summary = f"{check.status} in {check.latency_ms:.0f} ms"
-    if stage.params.get("promote"):
-        seconds = environment_cutover(
-            environment=environment,
-            deployment=Deployment.objects.get(pk=placed["deployment"]),
-            reason=f"run #{run.pk} staging promotion",
-            actor_name="pipeline",
-            infrastructure=infrastructure,
-        )
-        summary += f"; now serving {environment.name} (switch {seconds:.3f} s)"
-    return StageResult(True, summary)
-
-
-def _cutover(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure) -> StageResult:
-    environment = Environment.objects.get(name=stage.params["environment"])
-    run.refresh_from_db(fields=["context"])
-    placed = run.context.get(environment.name)
-    if not placed:
-        return StageResult(False, f"nothing was deployed to {environment.name} in this run")
-    deployment = Deployment.objects.get(pk=placed["deployment"])
-    if deployment.state != Deployment.State.IN_PROGRESS:
-        return StageResult(False, f"the {environment.name} deployment is {deployment.state}")
-    seconds = environment_cutover(
-        environment=environment,
-        deployment=deployment,
-        reason=f"run #{run.pk} cutover",
-        actor_name="pipeline",
-        infrastructure=infrastructure,
-    )
-    _context_update(
-        run,
-        cutover={
-            "environment": environment.name,
-            "at": timezone.now().isoformat(),
-            "seconds": seconds,
-            "slot": deployment.slot,
-            "previous_slot": placed.get("previous_slot") or "",
-            "previous_release": placed.get("previous_release"),
-        },
-    )
-    return StageResult(True, f"traffic on {deployment.slot} ({seconds:.3f} s)")
-
-
-def _cleanup(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure) -> StageResult:
-    """Stops each environment's previous slot once it has drained and the rollback window
-    (and, for a remote cutover, the DNS TTL) has passed; never the slot that serves."""
-    run.refresh_from_db(fields=["context"])
-    params = stage.params
-    drain = float(params.get("drain_seconds", 0))
-    window = float(params.get("rollback_window_seconds", 0))
-    notes = []
-    cutover = run.context.get("cutover") or {}
-    for name in params.get("environments", []):
-        placed = run.context.get(name)
-        environment = Environment.objects.filter(name=name).first()
-        if not placed or environment is None:
-            continue
-        old_slot = placed.get("previous_slot")
-        if not old_slot:
-            notes.append(f"{name}: no previous slot")
-            continue
-        if environment.live_slot == old_slot or environment.live_release_id != run.release_id:
-            notes.append(f"{name}: {old_slot} serves again (rolled back?); left running")
-            continue
-        ttl = float(environment.dns_ttl_seconds)
-        if cutover.get("environment") == name:
-            # The rollback window applies where traffic was cut over, counted from then.
-            elapsed = (timezone.now() - datetime.fromisoformat(cutover["at"])).total_seconds()
-            wait = max(0.0, max(drain, window, ttl) - elapsed)
-        else:
-            wait = max(drain, ttl)
-        infrastructure.sleep(wait)
-        environment.refresh_from_db()
-        if environment.live_slot == old_slot:
-            notes.append(f"{name}: {old_slot} serves again (rolled back); left running")
-            continue
-        proxy = infrastructure.proxy(environment)
-        if proxy is not None and proxy.is_running() and proxy.routed_slot() == old_slot:
-            return StageResult(False, f"HAProxy still routes {name}/{old_slot}; not stopped")
-        infrastructure.slot_stop(environment=name, slot=old_slot)
-        notes.append(f"{name}: stopped {old_slot} after {wait:.1f} s")
-    return StageResult(True, "; ".join(notes) or "nothing to stop")
-
-
-_HANDLERS = {
-    "commands": _commands,
-    "deploy": _deploy,
-    "health": _health,
-    "cutover": _cutover,
-    "cleanup": _cleanup,
-}

@@ -53,6 +53,7 @@ _ADMF_DRAIN = 0x08 | 0x10  # forced, inherited drain
 _OP_RUNNING = 2
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
 _CHECK_L7_OK = 15  # srv_check_status HCHK_STATUS_L7OKD: the last finished check passed
+_TCP_ADMIN_RE = re.compile(r"^([A-Za-z0-9.-]+):(\d{1,5})$")
 
 
 class ProxyError(Exception):
@@ -104,14 +105,29 @@ def proxy_persisted_live_slot(*, environment: str) -> str | None:
     return slot if slot in SLOT_NAMES else None
 
 
-class Proxy:
-    """A running HAProxy reached through its admin socket (runtime API)."""
+def slot_of(server: str) -> str:
+    """The slot a backend server belongs to: ``blue`` (one host) or ``blue-2`` (host 2)."""
+    return server.split("-", 1)[0]
 
-    def __init__(self, *, admin_socket: Path, backend: str = "app") -> None:
+
+def tcp_admin_address(admin_socket: str | Path) -> tuple[str, int] | None:
+    """``10.0.0.5:9999`` (a proxy on another machine, runtime API over TCP) → its address;
+    None for a UNIX socket path."""
+    match = _TCP_ADMIN_RE.match(str(admin_socket))
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+class Proxy:
+    """A running HAProxy reached through its admin socket (runtime API): a UNIX socket path,
+    or ``address:port`` for one on another machine (bound to its private interface)."""
+
+    def __init__(self, *, admin_socket: Path | str, backend: str = "app") -> None:
+        self.tcp_address = tcp_admin_address(admin_socket)
         self.admin_socket = Path(admin_socket)
         self.backend = backend
         # proxy_start keeps the rendering parameters beside the socket; a switch updates them.
-        self.state_file = self.admin_socket.with_suffix(".json")
+        # A proxy on another machine keeps its own.
+        self.state_file = None if self.tcp_address else self.admin_socket.with_suffix(".json")
 
     def __repr__(self) -> str:
         return f"Proxy(admin_socket={str(self.admin_socket)!r}, backend={self.backend!r})"
@@ -123,9 +139,10 @@ class Proxy:
         if "\n" in line or ";" in line:
             raise ProxyError("one runtime-API command at a time")
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            family = socket.AF_INET if self.tcp_address else socket.AF_UNIX
+            with socket.socket(family, socket.SOCK_STREAM) as conn:
                 conn.settimeout(ADMIN_TIMEOUT)
-                conn.connect(str(self.admin_socket))
+                conn.connect(self.tcp_address or str(self.admin_socket))
                 conn.sendall(line.encode() + b"\n")
                 chunks = []
                 while chunk := conn.recv(65536):
@@ -183,50 +200,56 @@ class Proxy:
         return {name: server.admin for name, server in self.servers().items()}
 
     def routed_slot(self) -> str | None:
-        """The one server HAProxy really sends new requests to (ready and up); None if no
-        server or more than one qualifies."""
-        routed = [name for name, s in self.servers().items() if s.admin == "ready" and s.up]
-        return routed[0] if len(routed) == 1 else None
+        """The one slot HAProxy really sends new requests to (its servers ready and up, on
+        every host that is up); None if no slot or both qualify."""
+        routed = {slot_of(n) for n, s in self.servers().items() if s.admin == "ready" and s.up}
+        return routed.pop() if len(routed) == 1 else None
 
     # --- switching --------------------------------------------------------------------------
 
-    def _wait_healthy(self, slot: str, timeout: float) -> bool:
+    def _wait_healthy(self, names: list[str], timeout: float) -> list[str]:
+        """The servers among ``names`` whose checks still fail when ``timeout`` is up."""
         deadline = time.monotonic() + timeout
         while True:
-            server = self.servers()[slot]
-            if server.up and server.check_passed:
-                return True
-            if time.monotonic() >= deadline:
-                return False
+            servers = self.servers()
+            failing = [n for n in names if not (servers[n].up and servers[n].check_passed)]
+            if not failing or time.monotonic() >= deadline:
+                return failing
             time.sleep(POLL_INTERVAL)
 
     def switch_to(self, slot: str, *, check_timeout: float = SWITCH_CHECK_TIMEOUT) -> float:
-        """Route new requests to ``slot`` and drain the other; return the seconds taken.
+        """Route new requests to ``slot`` (its server on every host) and drain the other;
+        return the seconds taken.
 
         Refuses (ProxyError, routing unchanged) unless HAProxy's own health check passes on
-        ``slot``. The new server is made ready before the old one drains, so there is never a
-        moment with no ready server; requests already running on the old one finish there.
+        every server of ``slot``. The new servers are made ready before the old ones drain, so
+        there is never a moment with no ready server; requests already running on the old
+        ones finish there.
         """
         started = time.monotonic()
         if slot not in SLOT_NAMES:
             raise ProxyError(f"slot must be one of {', '.join(SLOT_NAMES)}, not {slot!r}")
         servers = self.servers()
-        if slot not in servers:
-            raise ProxyError(f"HAProxy backend {self.backend!r} has no server {slot!r}")
-        was_maint = servers[slot].admin == "maint"
-        if was_maint:
+        targets = [name for name in servers if slot_of(name) == slot]
+        if not targets:
+            raise ProxyError(f"HAProxy backend {self.backend!r} has no server for {slot!r}")
+        from_maint = [name for name in targets if servers[name].admin == "maint"]
+        for name in from_maint:
             # Out of maintenance into drain: health-checked, still no traffic.
-            self._set_state(slot, "drain")
-        if not self._wait_healthy(slot, check_timeout):
-            if was_maint:
-                self._set_state(slot, "maint")
+            self._set_state(name, "drain")
+        failing = self._wait_healthy(targets, check_timeout)
+        if failing:
+            for name in from_maint:
+                self._set_state(name, "maint")
+            where = ", ".join(f"{servers[n].address}:{servers[n].port}" for n in failing)
             raise ProxyError(
-                f"HAProxy's health check does not pass on {slot} "
-                f"({servers[slot].address}:{servers[slot].port}); traffic stays where it was"
+                f"HAProxy's health check does not pass on {slot} ({where}); "
+                "traffic stays where it was"
             )
-        self._set_state(slot, "ready")
+        for name in targets:
+            self._set_state(name, "ready")
         for name, server in servers.items():
-            if name != slot and server.admin == "ready":
+            if slot_of(name) != slot and server.admin == "ready":
                 self._set_state(name, "drain")
         routed = self.routed_slot()
         if routed != slot:
@@ -235,6 +258,8 @@ class Proxy:
         return time.monotonic() - started
 
     def _persist_live_slot(self, slot: str) -> None:
+        if self.state_file is None:
+            return
         try:
             state = json.loads(self.state_file.read_text())
         except (OSError, ValueError):
@@ -289,7 +314,87 @@ backend app
 """
 
 
+# Several app hosts: every host's blue and green server, HAProxy's health checks decide which
+# of them are up, and a request that a dying host could not answer is retried on another.
+_HOSTS_TEMPLATE = """\
+# Written by deployments/proxy.py for proxy {environment}: every host's {live_slot} server is
+# ready, the others start in maintenance. Rewritten on every proxy_start and switch.
+global
+    stats socket {socket} mode 600 level admin
+    stats timeout 10s
+    hard-stop-after {hard_stop_after}s
+    maxconn 4000
+
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse safe
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    timeout http-request 10s
+    timeout http-keep-alive 10s
+    timeout queue 5s
+{retry_options}
+frontend web
+    bind {listen_address}:{listen_port}
+    default_backend app
+
+backend app
+    balance roundrobin
+{check_options}{servers}
+"""
+
+# A host that dies (its gunicorn killed, the machine gone) is taken out by the health checks
+# within ``fall`` failed checks; until then a request it could not answer is sent to another
+# host. L7 retries (anything beyond a refused connection) replay a request that may already
+# have reached the app, so only methods that are idempotent by definition are replayed.
+_RETRY_OPTIONS = """\
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response response-timeout 502 503
+"""
+_CHECK_OPTIONS = """\
+    acl idempotent method GET HEAD OPTIONS PUT DELETE
+    http-request disable-l7-retry unless idempotent
+    option httpchk GET /health
+    http-check send hdr Host {health_host}
+    http-check expect status 200
+    default-server inter {check_interval}ms fastinter 200ms downinter 250ms fall 2 rise 2
+"""
+
+
+def _render_hosts_config(state: dict) -> str:
+    live, ha = state["live_slot"], state.get("ha", True)
+    lines = []
+    for index, (address, blue_port, green_port) in enumerate(state["servers"], start=1):
+        for slot, port in (("blue", blue_port), ("green", green_port)):
+            check = " check" if ha else ""
+            disabled = "" if slot == live else " disabled"
+            lines.append(f"    server {slot}-{index} {address}:{int(port)}{check}{disabled}")
+    socket_spec = state["socket"]
+    if tcp_admin_address(socket_spec):
+        socket_spec = f"ipv4@{socket_spec}"
+    return _HOSTS_TEMPLATE.format(
+        environment=state["environment"],
+        live_slot=live,
+        socket=socket_spec,
+        hard_stop_after=HARD_STOP_AFTER_S,
+        retry_options=_RETRY_OPTIONS if ha else "",
+        listen_address=state.get("listen_address", "127.0.0.1"),
+        listen_port=int(state["listen_port"]),
+        check_options=_CHECK_OPTIONS.format(
+            health_host=state["health_host"], check_interval=CHECK_INTERVAL_MS
+        )
+        if ha
+        else "",
+        servers="\n".join(lines),
+    )
+
+
 def _render_config(state: dict) -> str:
+    if "servers" in state:
+        return _render_hosts_config(state)
     live = state["live_slot"]
     return _CONFIG_TEMPLATE.format(
         environment=state["environment"],
@@ -344,17 +449,26 @@ def proxy_start(
     *,
     environment: str,
     listen_port: int,
-    blue_port: int,
-    green_port: int,
+    blue_port: int = 0,
+    green_port: int = 0,
     live_slot: str | None = None,
     health_host: str = "127.0.0.1",
+    servers: list[tuple[str, int, int]] | None = None,
+    listen_address: str = "127.0.0.1",
+    ha: bool = True,
 ) -> Proxy:
-    """Write the config and start HAProxy (master-worker, daemonised) on 127.0.0.1.
+    """Write the config and start HAProxy (master-worker, daemonised).
+
+    One host: ``blue_port`` and ``green_port`` on 127.0.0.1 (servers ``blue`` and ``green``).
+    Several: ``servers`` lists each host's (address, blue port, green port) and the proxy
+    listens on ``listen_address``; ``ha`` False leaves out the health checks and retries (only
+    the tests' negative control does). ``environment`` names the files (one proxy of an
+    environment of several proxies has a name of its own).
 
     ``live_slot`` None means the persisted one (blue if none was ever recorded). The idle
     slot is put in drain once HAProxy is up so its health is checked before any switch. If
-    this environment's HAProxy already runs with the same ports it is returned untouched
-    (routing unchanged); with other ports it is an error (proxy_stop first).
+    this HAProxy already runs with the same servers it is returned untouched (routing
+    unchanged); with other servers it is an error (proxy_stop or proxy_reload).
     """
     if not haproxy_installed():
         raise ProxyError(f"{INSTALL_HINT} (looked for {HAPROXY_BIN})")
@@ -365,17 +479,13 @@ def proxy_start(
     if len(str(paths["socket"])) > MAX_SOCKET_PATH:
         raise ProxyError(f"admin socket path too long for AF_UNIX: {paths['socket']}")
     proxy = Proxy(admin_socket=paths["socket"])
+    expected = _expected_servers(servers, blue_port, green_port)
     pid = _read_pid(paths["pid"])
     if pid is not None and _haproxy_alive(pid) and proxy.is_running():
-        servers = proxy.servers()
-        if (
-            servers.get("blue") is not None
-            and servers["blue"].port == blue_port
-            and servers.get("green") is not None
-            and servers["green"].port == green_port
-        ):
+        running = {(s.address, s.port) for s in proxy.servers().values()}
+        if running == expected:
             return proxy
-        raise ProxyError(f"HAProxy for {environment} already runs with other ports; stop it")
+        raise ProxyError(f"HAProxy for {environment} already runs with other servers; stop it")
 
     state = {
         "environment": environment,
@@ -386,16 +496,14 @@ def proxy_start(
         "health_host": health_host,
         "socket": str(paths["socket"]),
     }
+    if servers is not None:
+        state.update(
+            servers=[[a, int(b), int(g)] for a, b, g in servers],
+            listen_address=listen_address,
+            ha=ha,
+        )
     _write_state_and_config(paths["state"], state)
-    check = subprocess.run(
-        [HAPROXY_BIN, "-c", "-q", "-f", str(paths["cfg"])],
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT,
-        check=False,
-    )
-    if check.returncode != 0:
-        raise ProxyError(f"HAProxy rejects {paths['cfg']}: {(check.stderr or check.stdout)[-800:]}")
+    _check_config(paths["cfg"])
     with contextlib.suppress(FileNotFoundError):
         paths["socket"].unlink()
     launched = subprocess.run(
@@ -413,8 +521,68 @@ def proxy_start(
             proxy_stop(environment=environment, graceful=False)
             raise ProxyError(f"HAProxy started but its admin socket does not answer: {launched}")
         time.sleep(POLL_INTERVAL)
-    idle = "green" if live_slot == "blue" else "blue"
-    proxy._set_state(idle, "drain")
+    _drain_idle(proxy, live_slot)
+    return proxy
+
+
+def _expected_servers(
+    servers: list[tuple[str, int, int]] | None, blue_port: int, green_port: int
+) -> set[tuple[str, int]]:
+    if servers is None:
+        return {("127.0.0.1", int(blue_port)), ("127.0.0.1", int(green_port))}
+    return {(a, int(p)) for a, b, g in servers for p in (b, g)}
+
+
+def _check_config(cfg: Path) -> None:
+    check = subprocess.run(
+        [HAPROXY_BIN, "-c", "-q", "-f", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+    if check.returncode != 0:
+        raise ProxyError(f"HAProxy rejects {cfg}: {(check.stderr or check.stdout)[-800:]}")
+
+
+def _drain_idle(proxy: Proxy, live_slot: str) -> None:
+    """Idle servers out of maintenance into drain: health-checked, given no traffic."""
+    for name, server in proxy.servers().items():
+        if slot_of(name) != live_slot and server.admin == "maint":
+            proxy._set_state(name, "drain")
+
+
+def proxy_reload(*, environment: str, servers: list[tuple[str, int, int]], live_slot: str) -> Proxy:
+    """Rewrites a running multi-host proxy's servers (a host added, removed or disabled) and
+    reloads it without dropping a connection (master-worker: SIGUSR2 starts new workers on
+    the new configuration; the old ones finish their requests)."""
+    paths = _paths(environment)
+    pid = _read_pid(paths["pid"])
+    if pid is None or not _haproxy_alive(pid):
+        raise ProxyError(f"HAProxy {environment} is not running; start it instead")
+    try:
+        state = json.loads(paths["state"].read_text())
+    except (OSError, ValueError) as error:
+        raise ProxyError(
+            f"HAProxy {environment} has no state file to reload from: {error}"
+        ) from None
+    if "servers" not in state:
+        raise ProxyError(f"HAProxy {environment} is a single-host proxy; stop and start it")
+    state.update(servers=[[a, int(b), int(g)] for a, b, g in servers], live_slot=live_slot)
+    _write_state_and_config(paths["state"], state)
+    _check_config(paths["cfg"])
+    proxy = Proxy(admin_socket=paths["socket"])
+    expected = _expected_servers(servers, 0, 0)
+    os.kill(pid, signal.SIGUSR2)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        with contextlib.suppress(ProxyError):
+            if {(s.address, s.port) for s in proxy.servers().values()} == expected:
+                break
+        if time.monotonic() >= deadline:
+            raise ProxyError(f"HAProxy {environment} did not reload within {START_TIMEOUT:g} s")
+        time.sleep(POLL_INTERVAL)
+    _drain_idle(proxy, live_slot)
     return proxy
 
 

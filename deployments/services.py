@@ -1,5 +1,6 @@
-"""State changes of the deployments app: releases, the deploy lock, deployments and their
-statuses, cutovers, health probe records, rollbacks and the audit trail.
+"""State changes of the deployments app: environments with their hosts and proxies,
+releases, the deploy lock, deployments and their statuses, cutovers across every proxy,
+health probe records and the audit trail (rollbacks: ``deployments.rollbacks``).
 
 Every transition is compare-and-set; every one an operator causes leaves an ``AuditEvent``.
 """
@@ -15,19 +16,22 @@ from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from deployments.adapters import Infrastructure, get_infrastructure
+from deployments.adapters import Infrastructure, ProxyLike, get_infrastructure
 from deployments.models import (
+    AppHost,
     AuditEvent,
     Deployment,
     DeploymentStatus,
     Environment,
     HealthCheck,
+    HostRef,
     PipelineRun,
+    ProxyInstance,
+    ProxyRef,
     Release,
     Rollback,
-    StageRun,
-    other_slot,
 )
+from deployments.proxy import ProxyError, proxy_admin_socket, tcp_admin_address
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +40,6 @@ ROLLBACK_BUDGET = timedelta(minutes=1)
 # A lock older than this may be broken by an operator (with a reason); a younger one only by
 # finishing or aborting its run.
 LOCK_STALE_AFTER = timedelta(minutes=30)
-# The worker task that finishes a rollback's redeploy (queued by name: tasks import services).
-ROLLBACK_TASK = "deployments.tasks.rollback_continue_task"
 
 
 class DeploymentError(Exception):
@@ -56,7 +58,11 @@ class CutoverConflict(DeploymentError):
     pass
 
 
-def _actor_name(actor: Any, actor_name: str) -> str:
+class CutoverFailed(DeploymentError):
+    """A proxy could not be switched; the others were switched back (all or nothing)."""
+
+
+def actor_label(actor: Any, actor_name: str) -> str:
     if actor_name:
         return actor_name
     if actor is not None and getattr(actor, "pk", None):
@@ -64,7 +70,7 @@ def _actor_name(actor: Any, actor_name: str) -> str:
     return "system"
 
 
-def _user_or_none(actor: Any) -> Any:
+def user_or_none(actor: Any) -> Any:
     return actor if actor is not None and getattr(actor, "pk", None) else None
 
 
@@ -77,8 +83,8 @@ def audit_record(
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
     return AuditEvent.objects.create(
-        actor=_user_or_none(actor),
-        actor_name=_actor_name(actor, actor_name),
+        actor=user_or_none(actor),
+        actor_name=actor_label(actor, actor_name),
         action=action,
         object_type=obj._meta.model_name if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
@@ -122,6 +128,162 @@ def environment_configure(
         details=config,
     )
     return environment
+
+
+def _check_address(address: str) -> str:
+    address = address.strip()
+    if not address or any(c.isspace() or c in "/@" for c in address):
+        raise DeploymentError(f"{address!r} is not a host address")
+    return address
+
+
+def environment_host_add(
+    *,
+    environment: Environment,
+    address: str,
+    blue_port: int,
+    green_port: int,
+    actor: Any = None,
+    actor_name: str = "",
+) -> AppHost:
+    """Adds an app host (or re-enables and re-ports one listed before). Once an environment
+    lists hosts, deploys reach exactly those: list the first machine too."""
+    address = _check_address(address)
+    if blue_port == green_port:
+        raise DeploymentError("the blue and green slots need different ports")
+    host, created = AppHost.objects.update_or_create(
+        environment=environment,
+        address=address,
+        defaults={"blue_port": blue_port, "green_port": green_port, "enabled": True},
+    )
+    audit_record(
+        action="environment.host_add" if created else "environment.host_update",
+        obj=environment,
+        actor=actor,
+        actor_name=actor_name,
+        details={"address": address, "blue_port": blue_port, "green_port": green_port},
+    )
+    return host
+
+
+def environment_host_set_enabled(
+    *,
+    environment: Environment,
+    address: str,
+    enabled: bool,
+    actor: Any = None,
+    actor_name: str = "",
+) -> AppHost:
+    """Takes a host out of deploys and of the proxies' configuration (a machine down or in
+    maintenance), or back in. The last enabled host cannot be disabled."""
+    host = AppHost.objects.filter(environment=environment, address=address).first()
+    if host is None:
+        raise DeploymentError(f"{environment.name} has no host {address}")
+    if not enabled and not environment.hosts.filter(enabled=True).exclude(pk=host.pk).exists():
+        raise DeploymentError(f"{address} is {environment.name}'s last enabled host")
+    AppHost.objects.filter(pk=host.pk).update(enabled=enabled)
+    host.enabled = enabled
+    audit_record(
+        action="environment.host_enable" if enabled else "environment.host_disable",
+        obj=environment,
+        actor=actor,
+        actor_name=actor_name,
+        details={"address": address},
+    )
+    return host
+
+
+def environment_host_remove(
+    *, environment: Environment, address: str, actor: Any = None, actor_name: str = ""
+) -> None:
+    environment_host_set_enabled(
+        environment=environment, address=address, enabled=False, actor=actor, actor_name=actor_name
+    )
+    AppHost.objects.filter(environment=environment, address=address).delete()
+    audit_record(
+        action="environment.host_remove",
+        obj=environment,
+        actor=actor,
+        actor_name=actor_name,
+        details={"address": address},
+    )
+
+
+def environment_proxy_add(
+    *,
+    environment: Environment,
+    name: str,
+    address: str,
+    listen_port: int,
+    admin_socket: str = "",
+    actor: Any = None,
+    actor_name: str = "",
+) -> ProxyInstance:
+    """Adds an HAProxy in front of the environment (or updates the one of that name). One on
+    this machine (a loopback address) gets its admin socket under SWEDIFY_DATA_DIR/proxy/;
+    one on another machine needs its runtime API as ``address:port``."""
+    address = _check_address(address)
+    if not admin_socket:
+        if not address.startswith("127."):
+            raise DeploymentError(
+                f"proxy {name} on {address} needs its admin socket as address:port"
+            )
+        try:
+            admin_socket = str(proxy_admin_socket(environment=name))
+        except ProxyError as error:
+            raise DeploymentError(str(error)) from None
+    proxy, created = ProxyInstance.objects.update_or_create(
+        name=name,
+        defaults={
+            "environment": environment,
+            "address": address,
+            "listen_port": listen_port,
+            "admin_socket": admin_socket,
+            "enabled": True,
+        },
+    )
+    audit_record(
+        action="environment.proxy_add" if created else "environment.proxy_update",
+        obj=environment,
+        actor=actor,
+        actor_name=actor_name,
+        details={"name": name, "address": address, "listen_port": listen_port},
+    )
+    return proxy
+
+
+def environment_proxy_set_enabled(
+    *, environment: Environment, name: str, enabled: bool, actor: Any = None, actor_name: str = ""
+) -> ProxyInstance:
+    """Leaves a proxy out of cutovers (its machine is down) or takes it back in. A proxy
+    taken back in must first be brought to the live slot (``manage.py proxy … start``)."""
+    proxy = ProxyInstance.objects.filter(environment=environment, name=name).first()
+    if proxy is None:
+        raise DeploymentError(f"{environment.name} has no proxy {name}")
+    ProxyInstance.objects.filter(pk=proxy.pk).update(enabled=enabled)
+    proxy.enabled = enabled
+    audit_record(
+        action="environment.proxy_enable" if enabled else "environment.proxy_disable",
+        obj=environment,
+        actor=actor,
+        actor_name=actor_name,
+        details={"name": name},
+    )
+    return proxy
+
+
+def environment_proxy_remove(
+    *, environment: Environment, name: str, actor: Any = None, actor_name: str = ""
+) -> None:
+    if not ProxyInstance.objects.filter(environment=environment, name=name).delete()[0]:
+        raise DeploymentError(f"{environment.name} has no proxy {name}")
+    audit_record(
+        action="environment.proxy_remove",
+        obj=environment,
+        actor=actor,
+        actor_name=actor_name,
+        details={"name": name},
+    )
 
 
 def environment_lock_acquire(
@@ -218,8 +380,8 @@ def release_create(
                     rollback_safe=rollback_safe,
                     rollback_unsafe_reason=rollback_unsafe_reason,
                     migrations=migrations or [],
-                    created_by=_user_or_none(actor),
-                    created_by_name=_actor_name(actor, actor_name),
+                    created_by=user_or_none(actor),
+                    created_by_name=actor_label(actor, actor_name),
                 )
         except IntegrityError:
             continue
@@ -319,12 +481,79 @@ def health_probe_record(
     )
 
 
-def slot_health_url(*, environment: Environment, slot: str, infrastructure: Infrastructure) -> str:
-    base = infrastructure.slot_url(port=environment.port_of(slot))
+def slot_health_url(
+    *,
+    environment: Environment,
+    slot: str,
+    infrastructure: Infrastructure,
+    host: HostRef | None = None,
+) -> str:
+    """The detailed-health URL of ``slot`` on ``host`` (the environment's first host)."""
+    host = host or environment.app_hosts()[0]
+    base = infrastructure.slot_url(port=host.port_of(slot), host=host)
     return f"{base}/health?detailed=true"
 
 
 # --- Cutover ------------------------------------------------------------------------------
+
+
+def _proxies_switch(
+    environment: Environment, slot: str, infrastructure: Infrastructure
+) -> tuple[float, list[tuple[ProxyRef, ProxyLike, str | None]]]:
+    """Switches every proxy of ``environment`` to ``slot``, all or nothing: when one cannot
+    be switched, those already switched go back to the slot they routed and
+    ``CutoverFailed`` names the proxy. Returns the seconds taken and what each routed."""
+    started = time.monotonic()
+    switched: list[tuple[ProxyRef, ProxyLike, str | None]] = []
+    for ref, proxy in infrastructure.environment_proxies(environment):
+        try:
+            if (
+                ref.listen_port
+                and not proxy.is_running()
+                and not tcp_admin_address(ref.admin_socket)
+            ):
+                # First cutover, or its machine restarted: bring the proxy up where the
+                # database says traffic is (nothing live yet: the new slot, checked healthy).
+                proxy = infrastructure.proxy_start(
+                    environment, live_slot=environment.live_slot or slot, ref=ref
+                )
+            previous = proxy.routed_slot()
+            proxy.switch_to(slot)
+        except Exception as error:  # noqa: BLE001 - any failure of one proxy undoes them all
+            logger.warning("proxy %s could not be switched to %s: %s", ref, slot, error)
+            back = proxies_switch_back(switched)
+            raise CutoverFailed(
+                f"proxy {ref} could not be switched to {slot} ({_first_line(error)}); "
+                f"{back}; traffic stays on {environment.live_slot or 'nothing'}"
+            ) from None
+        switched.append((ref, proxy, previous))
+    return time.monotonic() - started, switched
+
+
+def proxies_switch_back(switched: list[tuple[ProxyRef, ProxyLike, str | None]]) -> str:
+    """Puts each switched proxy back on the slot it routed before; says what it did."""
+    if not switched:
+        return "no other proxy had been switched"
+    undone, failed = [], []
+    for ref, proxy, previous in reversed(switched):
+        if not previous:
+            failed.append(f"{ref} (routed nothing before)")
+            continue
+        try:
+            proxy.switch_to(previous)
+            undone.append(str(ref))
+        except Exception as error:  # noqa: BLE001 - reported to the operator, never hidden
+            logger.error("proxy %s could not be switched back to %s: %s", ref, previous, error)
+            failed.append(f"{ref} ({_first_line(error)})")
+    text = f"switched back: {', '.join(undone) or 'none'}"
+    if failed:
+        text += f"; NOT switched back: {', '.join(failed)}"
+    return text
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
 
 
 def environment_cutover(
@@ -336,26 +565,25 @@ def environment_cutover(
     actor_name: str = "",
     infrastructure: Infrastructure | None = None,
 ) -> float:
-    """Moves traffic to ``deployment``'s slot (proxy first, then the record); returns the
-    seconds the proxy took. Raises ``CutoverConflict`` if the live slot changed meanwhile."""
+    """Moves traffic to ``deployment``'s slot on every proxy (proxies first, then the
+    record); returns the seconds the proxies took.
+
+    Raises ``CutoverFailed`` when a proxy cannot be switched (the others are switched back)
+    and ``CutoverConflict`` when the live slot changed meanwhile (the proxies are switched
+    back to the slot the winner recorded)."""
     infrastructure = infrastructure or get_infrastructure()
     current = Environment.objects.get(pk=environment.pk)
-    proxy = infrastructure.proxy(current)
-    if proxy is not None and current.listen_port and not proxy.is_running():
-        # First cutover, or the machine restarted: bring the proxy up where the database says
-        # traffic is (nothing live yet: the new slot, already checked healthy).
-        proxy = infrastructure.proxy_start(current, live_slot=current.live_slot or deployment.slot)
-    seconds = proxy.switch_to(deployment.slot) if proxy is not None else 0.0
+    seconds, switched = _proxies_switch(current, deployment.slot, infrastructure)
     # Race: two cutovers (a deploy and a rollback) from the same state; one update matches.
-    # The proxy moved first (the record must never name a slot traffic cannot reach), so the
-    # loser puts the proxy back where the winner's record says traffic belongs.
+    # The proxies moved first (the record must never name a slot traffic cannot reach), so
+    # the loser puts them back where the winner's record says traffic belongs.
     moved = Environment.objects.filter(
         pk=current.pk, live_slot=current.live_slot, live_release=current.live_release
     ).update(live_slot=deployment.slot, live_release=deployment.release)
     if not moved:
         winner = Environment.objects.get(pk=current.pk)
-        if proxy is not None and winner.live_slot and winner.live_slot != deployment.slot:
-            proxy.switch_to(winner.live_slot)
+        if winner.live_slot and winner.live_slot != deployment.slot:
+            proxies_switch_back([(ref, proxy, winner.live_slot) for ref, proxy, _ in switched])
         raise CutoverConflict(
             f"{current.name}'s live slot changed during the cutover; traffic stays on "
             f"{winner.live_slot or 'nothing'}"
@@ -386,317 +614,3 @@ def environment_cutover(
     environment.live_slot = deployment.slot
     environment.live_release = deployment.release
     return seconds
-
-
-# --- Rollback -----------------------------------------------------------------------------
-
-
-def rollback_target(*, environment: Environment) -> Release | None:
-    """The release that served ``environment`` before the live one."""
-    from deployments.selectors import previous_release
-
-    return previous_release(environment=environment)
-
-
-def releases_blocking_rollback(*, from_release: Release, to_release: Release) -> list[Release]:
-    """Releases being undone whose migrations the older code cannot run against."""
-    return list(
-        Release.objects.filter(
-            version__gt=to_release.version, version__lte=from_release.version, rollback_safe=False
-        ).order_by("version")
-    )
-
-
-def rollback_start(
-    *,
-    environment: Environment,
-    reason: str,
-    actor: Any = None,
-    actor_name: str = "",
-    to_release: Release | None = None,
-    confirm_unsafe: bool = False,
-    trigger: str = Rollback.Trigger.MANUAL,
-    run: Any = None,
-    lock_holder: str | None = None,
-    background: bool = False,
-    infrastructure: Infrastructure | None = None,
-) -> Rollback:
-    """Puts the previous release back in front of traffic and returns the new ``Rollback``.
-
-    Switches back to the warm old slot when it still runs the target release and answers
-    healthy, otherwise starts the target in the idle slot and cuts over after its health gate.
-    Refuses without ``confirm_unsafe`` when a release being undone is not rollback-safe.
-    ``lock_holder`` is the lock the caller already holds (an aborting run); otherwise the
-    rollback takes the environment's lock itself. With ``background`` (the admin), a redeploy
-    is queued to a worker on commit and the rollback is returned still running; a switch-back
-    always happens at once.
-    """
-    infrastructure = infrastructure or get_infrastructure()
-    if not reason.strip():
-        raise RollbackRefused("a rollback needs a reason")
-    current = Environment.objects.select_related("live_release").get(pk=environment.pk)
-    from_release = current.live_release
-    if from_release is None or not current.live_slot:
-        raise RollbackRefused(f"nothing is live in {current.name}")
-    target = to_release or rollback_target(environment=current)
-    if target is None:
-        raise RollbackRefused(f"{current.name} has no earlier release to roll back to")
-    if target.pk == from_release.pk:
-        raise RollbackRefused(f"{target.label} is already live in {current.name}")
-    blocking = releases_blocking_rollback(from_release=from_release, to_release=target)
-    if blocking and not confirm_unsafe:
-        listed = "; ".join(f"{r.label}: {r.rollback_unsafe_reason}" for r in blocking)
-        raise RollbackRefused(
-            f"not rollback-safe ({listed}); confirm explicitly to roll back anyway"
-        )
-
-    started = time.monotonic()
-    if lock_holder is None and _lock_shared_with_rollback(current):
-        # A run waiting out its rollback window holds the lock; that window exists precisely
-        # so a rollback can switch back, and cleanup re-checks the live slot before stopping.
-        lock_holder = current.lock_holder
-    owns_lock = lock_holder is None
-    holder = lock_holder or f"rollback:{current.name}:{timezone.now():%H%M%S.%f}"
-    if owns_lock:
-        try:
-            environment_lock_acquire(environments=[current], holder=holder)
-        except LockHeld as error:
-            raise RollbackRefused(str(error)) from None
-    try:
-        rollback = Rollback.objects.create(
-            environment=current,
-            from_release=from_release,
-            to_release=target,
-            trigger=trigger,
-            run=run,
-            reason=reason,
-            actor=_user_or_none(actor),
-            actor_name=_actor_name(actor, actor_name),
-            confirmed_unsafe=bool(blocking),
-        )
-    except Exception:
-        if owns_lock:
-            environment_lock_release(environments=[current], holder=holder)
-        raise
-    audit_record(
-        action="rollback.start",
-        obj=rollback,
-        actor=actor,
-        actor_name=actor_name,
-        details={"reason": reason, "trigger": trigger, "confirmed_unsafe": bool(blocking)},
-    )
-    try:
-        deployment = _rollback_prepare(rollback, current, target, infrastructure)
-    except Exception as error:
-        logger.exception("rollback %s failed", rollback.pk)
-        _rollback_finish(rollback, started, ok=False, error=str(error) or type(error).__name__)
-        if owns_lock:
-            environment_lock_release(environments=[current], holder=holder)
-        _rollback_audit_end(rollback, actor, actor_name)
-        return rollback
-    if rollback.mode == Rollback.Mode.REDEPLOY and background:
-        # Starting a release and waiting out its health gate takes seconds to minutes: a
-        # worker does it, holding the lock this call took, once this transaction commits.
-        transaction.on_commit(
-            lambda: _rollback_send(rollback, holder=holder, release_lock=owns_lock)
-        )
-        return rollback
-    rollback_continue(
-        rollback=rollback,
-        deployment=deployment,
-        holder=holder,
-        release_lock=owns_lock,
-        actor=actor,
-        actor_name=actor_name,
-        infrastructure=infrastructure,
-        started=started,
-    )
-    return rollback
-
-
-def _rollback_send(rollback: Rollback, *, holder: str, release_lock: bool) -> None:
-    from celery import current_app
-
-    try:
-        current_app.tasks[ROLLBACK_TASK].delay(rollback.pk, holder, release_lock)
-    except Exception as error:
-        logger.exception("rollback %s could not be queued", rollback.pk)
-        rollback_continue_failed(
-            rollback=rollback,
-            holder=holder,
-            release_lock=release_lock,
-            error=f"could not be queued ({type(error).__name__}); the broker may be down",
-        )
-
-
-def rollback_continue_failed(
-    *, rollback: Rollback, holder: str, release_lock: bool, error: str
-) -> None:
-    """Ends a rollback that never reached its worker: failed, its deployment failed, the lock
-    it took freed."""
-    for deployment in Deployment.objects.filter(rollback=rollback):
-        deployment_set_state(deployment=deployment, state=Deployment.State.ERROR, description=error)
-    _rollback_finish(rollback, None, ok=False, error=error)
-    if release_lock:
-        environment_lock_release(environments=[rollback.environment], holder=holder)
-    _rollback_audit_end(rollback, None, "system")
-
-
-def rollback_continue(
-    *,
-    rollback: Rollback,
-    holder: str,
-    release_lock: bool,
-    deployment: Deployment | None = None,
-    actor: Any = None,
-    actor_name: str = "",
-    infrastructure: Infrastructure | None = None,
-    started: float | None = None,
-) -> Rollback:
-    """Finishes a prepared rollback: starts and health-gates the target when it is not warm,
-    cuts over, records the outcome and frees the lock the rollback took (``release_lock``).
-
-    Runs in the caller (a switch-back, the command line, an aborting run) or in a worker
-    (``deployments.tasks.rollback_continue_task``, for the admin's redeploys)."""
-    infrastructure = infrastructure or get_infrastructure()
-    environment = Environment.objects.get(pk=rollback.environment_id)
-    deployment = deployment or Deployment.objects.filter(rollback=rollback).first()
-    # Race: a redelivered task and the first one; only one moves the deployment on.
-    if deployment is None or not Deployment.objects.filter(
-        pk=deployment.pk, state=Deployment.State.QUEUED
-    ).update(state=Deployment.State.IN_PROGRESS):
-        return rollback
-    DeploymentStatus.objects.create(deployment=deployment, state=Deployment.State.IN_PROGRESS)
-    deployment.state = Deployment.State.IN_PROGRESS
-    try:
-        if rollback.mode == Rollback.Mode.REDEPLOY:
-            running = infrastructure.slot_status(environment=environment.name, slot=deployment.slot)
-            _start_and_gate(
-                environment, deployment.slot, rollback.to_release, infrastructure, running
-            )
-        environment_cutover(
-            environment=environment,
-            deployment=deployment,
-            reason=f"rollback #{rollback.pk}: {rollback.reason}",
-            actor=actor,
-            actor_name=actor_name or rollback.actor_name,
-            infrastructure=infrastructure,
-        )
-    except Exception as error:
-        logger.exception("rollback %s failed", rollback.pk)
-        deployment_set_state(
-            deployment=deployment, state=Deployment.State.FAILURE, description=str(error)[:500]
-        )
-        _rollback_finish(rollback, started, ok=False, error=str(error) or type(error).__name__)
-    else:
-        _rollback_finish(rollback, started, ok=True)
-    finally:
-        if release_lock:
-            environment_lock_release(environments=[environment], holder=holder)
-    _rollback_audit_end(rollback, actor, actor_name or rollback.actor_name)
-    return rollback
-
-
-def _rollback_audit_end(rollback: Rollback, actor: Any, actor_name: str) -> None:
-    audit_record(
-        action=f"rollback.{rollback.status}",
-        obj=rollback,
-        actor=actor,
-        actor_name=actor_name,
-        details={"mode": rollback.mode, "seconds": rollback.duration_seconds},
-    )
-
-
-def _lock_shared_with_rollback(environment: Environment) -> bool:
-    """True while the lock belongs to a run waiting out its rollback window (its cleanup)."""
-    holder, run_id = Environment.objects.values_list("lock_holder", "lock_run_id").get(
-        pk=environment.pk
-    )
-    environment.lock_holder, environment.lock_run_id = holder, run_id
-    if run_id is None:
-        return False
-    return StageRun.objects.filter(
-        run_id=run_id, kind="cleanup", outcome=StageRun.Outcome.RUNNING
-    ).exists()
-
-
-def _rollback_prepare(
-    rollback: Rollback, environment: Environment, target: Release, infrastructure: Infrastructure
-) -> Deployment:
-    """Decides switch-back or redeploy and records the rollback's deployment (in progress).
-
-    The warm old slot is health-checked before anything else: a slot that still runs the
-    target but no longer answers healthy is redeployed, never switched back to."""
-    old_slot = other_slot(environment.live_slot)
-    running = infrastructure.slot_status(environment=environment.name, slot=old_slot)
-    warm = False
-    if running is not None and running.version == target.label:
-        check = health_probe_record(
-            environment=environment,
-            slot=old_slot,
-            source=HealthCheck.Source.ROLLBACK,
-            url=slot_health_url(
-                environment=environment, slot=old_slot, infrastructure=infrastructure
-            ),
-            expected_version=target.label,
-            infrastructure=infrastructure,
-        )
-        warm = check.ok
-    mode = Rollback.Mode.SWITCH_BACK if warm else Rollback.Mode.REDEPLOY
-    Rollback.objects.filter(pk=rollback.pk).update(mode=mode)
-    rollback.mode = mode
-    # Left queued: ``rollback_continue`` claims it (a redelivered task finds it taken).
-    return deployment_create(
-        release=target, environment=environment, slot=old_slot, rollback=rollback
-    )
-
-
-def _start_and_gate(
-    environment: Environment,
-    slot: str,
-    release: Release,
-    infrastructure: Infrastructure,
-    occupied: Any,
-) -> None:
-    if occupied is not None:
-        infrastructure.slot_stop(environment=environment.name, slot=slot)
-    source_dir = infrastructure.release_source(git_sha=release.git_sha)
-    infrastructure.slot_start(
-        environment=environment.name,
-        slot=slot,
-        port=environment.port_of(slot),
-        version=release.label,
-        source_dir=source_dir,
-    )
-    attempts = int(settings.SWEDIFY_ROLLBACK_HEALTH_ATTEMPTS)
-    delay = float(settings.SWEDIFY_ROLLBACK_HEALTH_DELAY_SECONDS)
-    url = slot_health_url(environment=environment, slot=slot, infrastructure=infrastructure)
-    for attempt in range(attempts):
-        check = health_probe_record(
-            environment=environment,
-            slot=slot,
-            source=HealthCheck.Source.ROLLBACK,
-            url=url,
-            expected_version=release.label,
-            infrastructure=infrastructure,
-        )
-        if check.ok:
-            return
-        if attempt + 1 < attempts:
-            infrastructure.sleep(delay)
-    raise DeploymentError(f"{release.label} did not become healthy in {slot}: {check.error}")
-
-
-def _rollback_finish(
-    rollback: Rollback, started: float | None, *, ok: bool, error: str = ""
-) -> None:
-    if started is not None:
-        duration = round(time.monotonic() - started, 3)
-    else:  # finished by a worker: counted from the row's creation
-        duration = round((timezone.now() - rollback.started_at).total_seconds(), 3)
-    status = Rollback.Status.SUCCEEDED if ok else Rollback.Status.FAILED
-    # Race: none expected (one rollback row, one runner); the filter keeps a finish final.
-    Rollback.objects.filter(pk=rollback.pk, status=Rollback.Status.RUNNING).update(
-        status=status, finished_at=timezone.now(), duration_seconds=duration, error=error[:2000]
-    )
-    rollback.refresh_from_db()

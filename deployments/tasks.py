@@ -10,7 +10,8 @@ from celery import shared_task
 from deployments.adapters import get_infrastructure
 from deployments.models import Environment, HealthCheck, Rollback
 from deployments.pipeline import pipeline_run_execute
-from deployments.services import health_probe_record, rollback_continue
+from deployments.rollbacks import rollback_continue
+from deployments.services import health_probe_record
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from deployments.adapters import CommandResult, ProbeResult, SlotInfo
-from deployments.models import Environment
+from deployments.models import Environment, HostRef, ProxyRef
 from deployments.services import environment_configure
 
 
@@ -42,10 +42,23 @@ class FakeProxy:
         return self.running
 
 
+def _key(environment: str, slot: str, host: HostRef | None) -> tuple[str, ...]:
+    """Slots of the loopback host keep the single-host key; other hosts' carry the address."""
+    if host is None or host.local:
+        return (environment, slot)
+    return (environment, slot, host.address)
+
+
 @dataclass
 class FakeInfrastructure:
+    # The environment's first proxy (the single-host one), and further ones by environment.
     proxies: dict[str, FakeProxy] = field(default_factory=dict)
-    slots: dict[tuple[str, str], SlotInfo] = field(default_factory=dict)
+    more_proxies: dict[str, list[FakeProxy]] = field(default_factory=dict)
+    slots: dict[tuple[str, ...], SlotInfo] = field(default_factory=dict)
+    # Host addresses whose slots answer 503 "down" whatever they run.
+    unhealthy_hosts: set[str] = field(default_factory=set)
+    # Host addresses whose slot starts fail (an agent that cannot start the release).
+    failing_start_hosts: set[str] = field(default_factory=set)
     # Versions whose slots answer 503 "down" to every probe.
     unhealthy_versions: set[str] = field(default_factory=set)
     failing_commands: set[str] = field(default_factory=set)
@@ -60,8 +73,20 @@ class FakeInfrastructure:
     def proxy(self, environment: Any) -> FakeProxy | None:
         return self.proxies.get(environment.name)
 
-    def proxy_start(self, environment: Any, *, live_slot: str) -> FakeProxy:
-        proxy = self.proxies[environment.name]
+    def environment_proxies(self, environment: Any) -> list[tuple[ProxyRef, FakeProxy]]:
+        first = self.proxies.get(environment.name)
+        found = [first] if first is not None else []
+        found += self.more_proxies.get(environment.name, [])
+        return [
+            (ProxyRef(f"{environment.name}-{i}", "127.0.0.1", 1, f"fake-{i}", i), proxy)
+            for i, proxy in enumerate(found, start=1)
+        ]
+
+    def proxy_start(
+        self, environment: Any, *, live_slot: str, ref: ProxyRef | None = None
+    ) -> FakeProxy:
+        proxies = dict(self.environment_proxies(environment))
+        proxy = proxies[ref] if ref is not None else self.proxies[environment.name]
         proxy.running, proxy.routed = True, live_slot
         self.proxy_starts.append((environment.name, live_slot))
         return proxy
@@ -70,34 +95,59 @@ class FakeInfrastructure:
         return Path("/nonexistent/releases") / git_sha
 
     def slot_start(
-        self, *, environment: str, slot: str, port: int, version: str, source_dir: Path
+        self,
+        *,
+        environment: str,
+        slot: str,
+        port: int,
+        version: str,
+        source_dir: Path | None = None,
+        git_sha: str = "",
+        host: HostRef | None = None,
     ) -> SlotInfo:
-        assert (environment, slot) not in self.slots, "started over a running slot"
-        self.starts.append((environment, slot, version))
+        key = _key(environment, slot, host)
+        assert key not in self.slots, "started over a running slot"
+        if host is not None and host.address in self.failing_start_hosts:
+            raise RuntimeError(f"host {host.address}: the release did not start")
+        self.starts.append((*key[:2], version, *key[2:]))
         info = SlotInfo(port=port, version=version, pid=1000 + len(self.starts))
-        self.slots[(environment, slot)] = info
+        self.slots[key] = info
         return info
 
-    def slot_stop(self, *, environment: str, slot: str, drain_seconds: float = 0.0) -> None:
+    def slot_stop(
+        self,
+        *,
+        environment: str,
+        slot: str,
+        drain_seconds: float = 0.0,
+        host: HostRef | None = None,
+    ) -> None:
         if self.fail_stop:
             raise RuntimeError(f"{environment}/{slot} would not stop")
-        self.stops.append((environment, slot))
-        self.slots.pop((environment, slot), None)
+        key = _key(environment, slot, host)
+        self.stops.append(key)
+        self.slots.pop(key, None)
 
-    def slot_status(self, *, environment: str, slot: str) -> SlotInfo | None:
-        return self.slots.get((environment, slot))
+    def slot_status(
+        self, *, environment: str, slot: str, host: HostRef | None = None
+    ) -> SlotInfo | None:
+        return self.slots.get(_key(environment, slot, host))
 
-    def slot_url(self, *, port: int) -> str:
-        return f"http://127.0.0.1:{port}"
+    def slot_url(self, *, port: int, host: HostRef | None = None) -> str:
+        return f"http://{host.address if host is not None else '127.0.0.1'}:{port}"
 
     def probe(self, url: str, *, timeout: float = 3.0) -> ProbeResult:
         self.probes.append(url)
-        port = int(url.split(":")[2].split("/")[0])
-        running = [info for info in self.slots.values() if info.port == port]
+        address, port = url.split("/")[2].split(":")
+        running = [
+            info
+            for key, info in self.slots.items()
+            if info.port == int(port) and (key[2] if len(key) > 2 else "127.0.0.1") == address
+        ]
         if not running:
             return ProbeResult(url, None, {}, 1.0, error="Connection refused")
         version = running[0].version
-        if version in self.unhealthy_versions:
+        if version in self.unhealthy_versions or address in self.unhealthy_hosts:
             body = {"status": "down", "version": version, "components": {}}
             return ProbeResult(url, 503, body, 2.0)
         body = {

@@ -5,7 +5,8 @@ import pytest
 from deployments.adapters import use_infrastructure
 from deployments.models import Environment, PipelineRun
 from deployments.pipeline import pipeline_run_create, pipeline_run_execute
-from deployments.services import release_create, rollback_start
+from deployments.rollbacks import rollback_start
+from deployments.services import release_create
 from tests.deployments.fakes import FAST_PIPELINE, FakeInfrastructure, make_environments
 
 pytestmark = pytest.mark.django_db

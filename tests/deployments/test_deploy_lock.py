@@ -7,13 +7,13 @@ from django.utils import timezone
 
 from deployments.models import AuditEvent, Environment, PipelineRun
 from deployments.pipeline import pipeline_run_create, pipeline_run_execute
+from deployments.rollbacks import rollback_start
 from deployments.services import (
     DeploymentError,
     LockHeld,
     RollbackRefused,
     environment_lock_break,
     release_create,
-    rollback_start,
 )
 from tests.deployments.fakes import FakeInfrastructure
 

@@ -9,12 +9,12 @@ from django.test import Client
 from deployments.adapters import use_infrastructure
 from deployments.models import Deployment, Environment, HealthCheck, PipelineRun, Release
 from deployments.pipeline import pipeline_run_create, pipeline_run_execute
+from deployments.rollbacks import rollback_start
 from deployments.services import (
     CutoverConflict,
     deployment_create,
     environment_cutover,
     release_create,
-    rollback_start,
 )
 from tests.deployments.fakes import FAST_PIPELINE, FakeInfrastructure, FakeProxy, make_environments
 
@@ -89,7 +89,7 @@ def test_cleanup_never_stops_a_slot_haproxy_still_routes(
 
     cleanup = run.stages.get(key="cleanup")
     assert (cleanup.outcome, cleanup.action_applied) == ("failed", "skip")
-    assert "HAProxy still routes production/blue; not stopped" in cleanup.summary
+    assert "HAProxy still routes production/blue (production-1" in cleanup.summary
     assert ("production", "blue") not in infra.stops
     assert ("production", "blue") in infra.slots
 

@@ -13,7 +13,8 @@ from deployments.adapters import Infrastructure, use_infrastructure
 from deployments.models import Environment, HealthCheck
 from deployments.pipeline import pipeline_run_create, pipeline_run_execute
 from deployments.proxy import Proxy, proxy_admin_socket, proxy_stop
-from deployments.services import environment_configure, release_create, rollback_start
+from deployments.rollbacks import rollback_start
+from deployments.services import environment_configure, release_create
 from deployments.slots import slot_stop
 from tests.deployments.bluegreen import (
     SLOT_ENV,

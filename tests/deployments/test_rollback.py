@@ -7,7 +7,8 @@ from django.core.management.base import CommandError
 from deployments.adapters import use_infrastructure
 from deployments.models import Deployment, Environment, Release, Rollback
 from deployments.pipeline import pipeline_run_create, pipeline_run_execute
-from deployments.services import ROLLBACK_BUDGET, RollbackRefused, release_create, rollback_start
+from deployments.rollbacks import rollback_start
+from deployments.services import ROLLBACK_BUDGET, RollbackRefused, release_create
 from tests.deployments.fakes import FAST_PIPELINE, FakeInfrastructure, make_environments
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from deployments.management.commands._common import operator_name, release_by_reference
 from deployments.models import Environment, Rollback
-from deployments.services import DeploymentError, rollback_start, rollback_target
+from deployments.rollbacks import rollback_start, rollback_target
+from deployments.services import DeploymentError
 
 
 class Command(BaseCommand):
