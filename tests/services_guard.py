@@ -20,7 +20,9 @@ from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
-TEST_REDIS_MARKER = "swedify:tests-may-use-this-db"
+# Outside the cache's key prefix ("swedify:" by default), so the suite's cache reset between
+# tests never deletes it.
+TEST_REDIS_MARKER = "swedify-tests-may-use-this-db"
 # The guard runs once at start; a Redis that does not answer within this is refused.
 REDIS_CHECK_TIMEOUT_SECONDS = 2.0
 
