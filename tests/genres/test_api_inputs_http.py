@@ -95,6 +95,21 @@ def test_through_haproxy_too(slot_port):
     assert all(first.endswith("401 Unauthorized") for first, _ in outcomes), outcomes
 
 
+DRAIN_MIDDLEWARE = "swedify.middleware.RequestBodyDrainMiddleware"
+
+
+@pytest.mark.skipif(
+    DRAIN_MIDDLEWARE not in settings.MIDDLEWARE, reason=f"{DRAIN_MIDDLEWARE} is not installed"
+)
+def test_outside_the_api_too_once_the_drain_middleware_is_installed(slot_port):
+    """A page answered before its body was read (here CSRF's 403 on sign-out)."""
+    outcomes = [
+        post_then_get(slot_port, body_size=OVERSIZED, path="/auth/logout") for _ in range(RUNS)
+    ]
+
+    assert outcomes == [("HTTP/1.1 403 Forbidden", "HTTP/1.1 200 OK")] * RUNS
+
+
 def test_negative_control_a_body_beyond_the_drain_bound_still_loses_the_connection(slot_port):
     """The harness sees the failure it guards against: a body the app does not drain (over
     DRAIN_MAX_BYTES) makes gunicorn close the connection, and the second request is lost."""
