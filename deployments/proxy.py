@@ -481,7 +481,14 @@ def proxy_start(
     proxy = Proxy(admin_socket=paths["socket"])
     expected = _expected_servers(servers, blue_port, green_port)
     pid = _read_pid(paths["pid"])
-    if pid is not None and _haproxy_alive(pid) and proxy.is_running():
+    if pid is not None and _haproxy_alive(pid):
+        if not proxy.is_running():
+            # Never a second HAProxy beside it: with SO_REUSEPORT both would take the port,
+            # and the one nobody can reach would keep routing.
+            raise ProxyError(
+                f"HAProxy {environment} (pid {pid}) runs but its admin socket "
+                f"{paths['socket']} does not answer; stop it (manage.py proxy … stop)"
+            )
         running = {(s.address, s.port) for s in proxy.servers().values()}
         if running == expected:
             return proxy
