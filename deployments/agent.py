@@ -57,12 +57,13 @@ STOP_MARGIN_SECONDS = slots.GRACEFUL_TIMEOUT + slots.STOP_KILL_MARGIN + 15.0
 # How often a waiting caller looks for an answer (the file backend is polled).
 RESULT_POLL_SECONDS = 0.1
 
-# The agent's own budgets.
+# The agent's own budgets; a start's (download, virtualenv, install, slot boot) fit within
+# the control side's START_DEADLINE_SECONDS, so an agent gives up before its caller does.
 DOWNLOAD_TIMEOUT_SECONDS = 60.0
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 MAX_ARCHIVE_BYTES = 512 << 20
-VENV_CREATE_TIMEOUT_SECONDS = 180.0
-PIP_INSTALL_TIMEOUT_SECONDS = 900.0
+VENV_CREATE_TIMEOUT_SECONDS = 60.0
+PIP_INSTALL_TIMEOUT_SECONDS = 420.0
 # A slot's detailed health answers within a second by contract; more is a failure.
 SLOT_PROBE_TIMEOUT_SECONDS = 3.0
 OUTPUT_TAIL_CHARS = 2000

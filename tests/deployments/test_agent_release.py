@@ -205,3 +205,15 @@ def test_an_answer_raises_what_went_wrong() -> None:
     assert not isinstance(raised.value, AgentNotAnswering)
     assert good.raise_for_error() == {"running": False}
     assert good.as_dict()["result"] == {"running": False}
+
+
+def test_an_agent_gives_up_on_a_start_before_its_caller_does() -> None:
+    from deployments import agent
+
+    agent_budget = (
+        agent.DOWNLOAD_TIMEOUT_SECONDS
+        + agent.VENV_CREATE_TIMEOUT_SECONDS
+        + agent.PIP_INSTALL_TIMEOUT_SECONDS
+        + slots.START_TIMEOUT
+    )
+    assert agent_budget < agent.START_DEADLINE_SECONDS
