@@ -209,7 +209,7 @@ def test_an_artist_outage_while_pages_are_still_read_names_the_artists_step(
     assert error["artistsToFetch"] > 0
     liked = Scan.objects.get(pk=failed["id"]).checkpoint["sources"]["liked"]
     assert liked["done"] is False
-    assert HELD_FROM_OFFSET <= liked["offset"] < 2_000
+    assert 0 < liked["offset"] < 2_000
     assert LibraryTrack.objects.filter(source="liked").count() == liked["found"]
 
 
