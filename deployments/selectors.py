@@ -11,7 +11,14 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from deployments.adapters import Infrastructure, get_infrastructure
-from deployments.models import Deployment, Environment, HealthCheck, Release, other_slot
+from deployments.models import (
+    Deployment,
+    Environment,
+    HealthCheck,
+    ProxyRef,
+    Release,
+    other_slot,
+)
 
 UPTIME_TARGET_PERCENT = 99.9
 UPTIME_WINDOWS = (
@@ -130,3 +137,38 @@ def environment_overview(
         "failures": latest_failures(environment=environment),
         "uptime_target": UPTIME_TARGET_PERCENT,
     }
+
+
+def proxy_differences(*, environment: Environment, ref: ProxyRef, proxy: Any) -> list[str]:
+    """Each way a listed proxy's backend differs from the environment's enabled hosts: a
+    host's server it lacks, a server no enabled host lists, a live server that is not ready,
+    an idle one that still is. Empty for the single-host proxy (its two servers are fixed)."""
+    if ref.pk is None:
+        return []
+    servers = proxy.servers()
+    by_address = {(s.address, s.port): (name, s) for name, s in servers.items()}
+    expected: set[tuple[str, int]] = set()
+    differences = []
+    live = environment.live_slot
+    for host in environment.app_hosts():
+        for slot in ("blue", "green"):
+            key = (host.address, host.port_of(slot))
+            expected.add(key)
+            if key not in by_address:
+                differences.append(
+                    f"host {host.address} {slot} ({key[0]}:{key[1]}) is not in its backend "
+                    "(manage.py proxy … reload)"
+                )
+                continue
+            name, server = by_address[key]
+            if live and slot == live and server.admin != "ready":
+                differences.append(f"{name} serves the live slot {live} but is {server.admin}")
+            if live and slot != live and server.admin == "ready":
+                differences.append(f"{name} is the idle slot {slot} but ready (gets traffic)")
+    for key, (name, _) in sorted(by_address.items()):
+        if key not in expected:
+            differences.append(
+                f"server {name} ({key[0]}:{key[1]}) belongs to no enabled host "
+                "(manage.py proxy … reload)"
+            )
+    return differences

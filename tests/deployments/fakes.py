@@ -9,6 +9,7 @@ from typing import Any
 
 from deployments.adapters import CommandResult, ProbeResult, SlotInfo
 from deployments.models import Environment, HostRef, ProxyRef
+from deployments.proxy import ServerState
 from deployments.services import environment_configure
 
 
@@ -22,6 +23,11 @@ class FakeProxy:
     running: bool = True
     fail_switch: bool = False
     switches: list[str] = field(default_factory=list)
+    # What ``servers()`` answers (the multi-host comparison reads addresses and ports).
+    backend: dict[str, ServerState] = field(default_factory=dict)
+
+    def servers(self) -> dict[str, ServerState]:
+        return self.backend
 
     def routed_slot(self) -> str | None:
         if not self.running:
@@ -29,6 +35,8 @@ class FakeProxy:
         return self.routed
 
     def server_states(self) -> dict[str, str]:
+        if self.backend:
+            return {name: server.admin for name, server in self.backend.items()}
         return {s: ("ready" if s == self.routed else "drain") for s in ("blue", "green")}
 
     def switch_to(self, slot: str) -> float:
@@ -77,6 +85,8 @@ class FakeInfrastructure:
         first = self.proxies.get(environment.name)
         found = [first] if first is not None else []
         found += self.more_proxies.get(environment.name, [])
+        if len(found) == 1:  # the single-host default: no row behind it
+            return [(ProxyRef(environment.name, "127.0.0.1", 1, "fake", None), found[0])]
         return [
             (ProxyRef(f"{environment.name}-{i}", "127.0.0.1", 1, f"fake-{i}", i), proxy)
             for i, proxy in enumerate(found, start=1)
