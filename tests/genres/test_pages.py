@@ -593,11 +593,12 @@ def test_the_genres_page_of_a_thousand_genres_renders_well_under_100_ms() -> Non
     client.get("/genres")  # warm the template and family caches
     timings = []
     for _ in range(9):
-        started = time.perf_counter()
+        # This thread's CPU time, not the wall clock: other processes on a loaded machine do
+        # not count, an N+1 or quadratic page still does (the page runs in this thread, on
+        # SQLite with its queries too). The wall-clock TTFB is `make bench`'s to measure.
+        started = time.thread_time()
         assert client.get("/genres").status_code == 200
-        timings.append(time.perf_counter() - started)
-    # The median keeps one slow moment of a busy machine from failing the test; the budget
-    # is the SLA's TTFB for the whole request.
+        timings.append(time.thread_time() - started)
     assert statistics.median(timings) < PAGE_BUDGET_SECONDS, timings
 
 
