@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
-from tests.services_guard import services_refusal
 from tests.run_guards import *  # noqa: F403 - each run apart from others; CI runs every test
+from tests.services_guard import services_refusal
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
