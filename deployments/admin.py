@@ -25,12 +25,14 @@ from django.utils.html import format_html, format_html_join
 
 from deployments import selectors
 from deployments.models import (
+    AppHost,
     AuditEvent,
     Deployment,
     DeploymentStatus,
     Environment,
     HealthCheck,
     PipelineRun,
+    ProxyInstance,
     Release,
     Rollback,
     StageRun,
@@ -46,7 +48,13 @@ from deployments.rollbacks import releases_blocking_rollback, rollback_start, ro
 from deployments.services import (
     DeploymentError,
     environment_configure,
+    environment_host_add,
+    environment_host_remove,
+    environment_host_set_enabled,
     environment_lock_break,
+    environment_proxy_add,
+    environment_proxy_remove,
+    environment_proxy_set_enabled,
 )
 from swedify.admin_helpers import ReadOnlyAdmin, ReadOnlyInline, badge
 
@@ -88,15 +96,64 @@ def _confirm_page(
 # --- Environments -------------------------------------------------------------------------
 
 
+def _probe_badge(obj: AppHost | ProxyInstance) -> str:
+    if obj.probe_ok is None:
+        return "not probed yet"
+    state = badge("up" if obj.probe_ok else "down")
+    when = f"{timezone.localtime(obj.probed_at):%H:%M:%S}" if obj.probed_at else ""
+    return format_html("{} {} {}", state, when, obj.probe_error)
+
+
+class AppHostInline(admin.TabularInline):
+    """Hosts are added, changed and removed here; each change goes through a service."""
+
+    model = AppHost
+    extra = 0
+    fields = ["address", "blue_port", "green_port", "enabled", "state"]
+    readonly_fields = ["state"]
+
+    @admin.display(description="periodic probe")
+    def state(self, obj: AppHost) -> str:
+        return _probe_badge(obj) if obj.pk else ""
+
+
+class ProxyInstanceForm(forms.ModelForm):
+    class Meta:
+        model = ProxyInstance
+        fields = ["name", "address", "listen_port", "admin_socket", "enabled"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Blank: the service puts a proxy on this machine's socket under the data folder.
+        self.fields["admin_socket"].required = False
+        self.fields["admin_socket"].help_text = "blank on this machine; address:port elsewhere"
+
+
+class ProxyInstanceInline(admin.TabularInline):
+    model = ProxyInstance
+    form = ProxyInstanceForm
+    extra = 0
+    fields = ["name", "address", "listen_port", "admin_socket", "enabled", "state"]
+    readonly_fields = ["state"]
+
+    @admin.display(description="periodic probe")
+    def state(self, obj: ProxyInstance) -> str:
+        return _probe_badge(obj) if obj.pk else ""
+
+
 @admin.register(Environment)
 class EnvironmentAdmin(admin.ModelAdmin):
-    list_display = ["name", "live", "idle_slot", "lock", "uptime_24h"]
+    list_display = ["name", "live", "idle_slot", "lock", "members", "uptime_24h"]
     list_select_related = ["live_release"]
+    inlines = [AppHostInline, ProxyInstanceInline]
     fields = ["name", "blue_port", "green_port", "listen_port", "admin_socket", "dns_ttl_seconds"]
     change_form_template = "admin/deployments/environment/change_form.html"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["name"] if obj is not None else []
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Environment]:
+        return super().get_queryset(request).prefetch_related("hosts", "proxies")
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -113,6 +170,71 @@ class EnvironmentAdmin(admin.ModelAdmin):
         if not obj.lock_holder:
             return "free"
         return f"{obj.lock_holder} since {obj.locked_at:%H:%M:%S}"
+
+    @admin.display(description="hosts / proxies up")
+    def members(self, obj: Environment) -> str:
+        hosts = [h for h in obj.hosts.all() if h.enabled]
+        proxies = [p for p in obj.proxies.all() if p.enabled]
+        if not hosts and not proxies:
+            return "one host"
+        parts = []
+        for label, members in (("hosts", hosts), ("proxies", proxies)):
+            up = sum(1 for m in members if m.probe_ok)
+            colour = "ok" if up == len(members) else "failed"
+            parts.append(badge(f"{up}/{len(members)} {label} up", colour))
+        return format_html("{} {}", *parts)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        # Hosts and proxies change through the services, so each change is checked and
+        # audited like any other.
+        environment = form.instance
+        changed = formset.save(commit=False)  # also fills deleted_objects; saves nothing
+        for obj in formset.deleted_objects:
+            if isinstance(obj, AppHost):
+                environment_host_remove(
+                    environment=environment, address=obj.address, actor=request.user
+                )
+            else:
+                environment_proxy_remove(environment=environment, name=obj.name, actor=request.user)
+        for obj in changed:
+            if isinstance(obj, AppHost):
+                self._host_save(request, environment, obj)
+            else:
+                self._proxy_save(request, environment, obj)
+
+    def _host_save(self, request: HttpRequest, environment: Environment, obj: AppHost) -> None:
+        before = AppHost.objects.filter(pk=obj.pk).first() if obj.pk else None
+        if before is not None and before.address != obj.address:
+            environment_host_remove(
+                environment=environment, address=before.address, actor=request.user
+            )
+        environment_host_add(
+            environment=environment,
+            address=obj.address,
+            blue_port=obj.blue_port,
+            green_port=obj.green_port,
+            actor=request.user,
+        )
+        if not obj.enabled:
+            environment_host_set_enabled(
+                environment=environment, address=obj.address, enabled=False, actor=request.user
+            )
+
+    def _proxy_save(
+        self, request: HttpRequest, environment: Environment, obj: ProxyInstance
+    ) -> None:
+        environment_proxy_add(
+            environment=environment,
+            name=obj.name,
+            address=obj.address,
+            listen_port=obj.listen_port,
+            admin_socket=obj.admin_socket,
+            actor=request.user,
+        )
+        if not obj.enabled:
+            environment_proxy_set_enabled(
+                environment=environment, name=obj.name, enabled=False, actor=request.user
+            )
 
     @admin.display(description="uptime 24 h")
     def uptime_24h(self, obj: Environment) -> str:

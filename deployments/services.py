@@ -614,3 +614,46 @@ def environment_cutover(
     environment.live_slot = deployment.slot
     environment.live_release = deployment.release
     return seconds
+
+
+# --- Periodic probes of hosts and proxies -------------------------------------------------
+
+
+def environment_members_probe(
+    *, environment: Environment, infrastructure: Infrastructure | None = None
+) -> tuple[int, int]:
+    """Records whether each listed host and proxy is up (the admin shows it): a host is up
+    when its live slot answers ``/health`` with 200, a proxy when its runtime API answers and
+    it routes the live slot. Returns how many hosts and proxies are up."""
+    infrastructure = infrastructure or get_infrastructure()
+    now = timezone.now()
+    slot = environment.live_slot or "blue"
+    hosts_up = proxies_up = 0
+    for host in environment.hosts.filter(enabled=True):
+        ref = HostRef(host.address, host.blue_port, host.green_port, host.pk)
+        result = infrastructure.probe(
+            f"{infrastructure.slot_url(port=ref.port_of(slot), host=ref)}/health"
+        )
+        up = result.http_status == 200
+        error = result.error or ("" if up else f"HTTP {result.http_status}")
+        AppHost.objects.filter(pk=host.pk).update(
+            probe_ok=up, probed_at=now, probe_error=f"{slot}: {error}" if error else ""
+        )
+        hosts_up += up
+    for ref, proxy in infrastructure.environment_proxies(environment):
+        if ref.pk is None:
+            continue
+        try:
+            routed = proxy.routed_slot() if proxy.is_running() else None
+            error = "" if proxy.is_running() else "its runtime API does not answer"
+        except Exception as failure:  # noqa: BLE001 - a failing proxy is recorded as down
+            routed, error = None, _first_line(failure)
+        if not error and environment.live_slot and routed != environment.live_slot:
+            error = (
+                f"routes {routed or 'no single slot'}, the database says {environment.live_slot}"
+            )
+        ProxyInstance.objects.filter(pk=ref.pk).update(
+            probe_ok=not error, probed_at=now, probe_error=error
+        )
+        proxies_up += not error
+    return hosts_up, proxies_up

@@ -11,7 +11,7 @@ from deployments.adapters import get_infrastructure
 from deployments.models import Environment, HealthCheck, Rollback
 from deployments.pipeline import pipeline_run_execute
 from deployments.rollbacks import rollback_continue
-from deployments.services import health_probe_record
+from deployments.services import environment_members_probe, health_probe_record
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +37,20 @@ def rollback_continue_task(rollback_id: int, holder: str, release_lock: bool) ->
 @shared_task(name="deployments.tasks.environments_probe", acks_late=True)
 def environments_probe() -> int:
     """Records one detailed-health probe per environment that serves something, through its
-    proxy when it has one (what users reach), else its live slot. Returns rows written."""
+    proxy when it has one (what users reach), else its live slot; and whether each listed
+    host and proxy is up. Returns the health rows written."""
     infrastructure = get_infrastructure()
     written = 0
     for environment in Environment.objects.exclude(live_slot=""):
-        if environment.listen_port:
+        environment_members_probe(environment=environment, infrastructure=infrastructure)
+        proxies = environment.proxy_refs()
+        if proxies and proxies[0].pk is not None:
+            # Several proxies (DNS or a virtual IP in front): users are served while any one
+            # serves, so the first that answers is the one recorded.
+            bases = [f"http://{p.address}:{p.listen_port}" for p in proxies]
+            serving = [b for b in bases if infrastructure.probe(f"{b}/health").http_status == 200]
+            base, slot = (serving or bases)[0], ""
+        elif environment.listen_port:
             base = infrastructure.slot_url(port=environment.listen_port)
             slot = ""
         else:
