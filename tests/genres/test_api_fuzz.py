@@ -57,6 +57,9 @@ CONTENT_TYPES = [
     "multipart/form-data; boundary=fuzz",
     "multipart/form-data",
     "application/xml",
+    "application/json; charset",
+    'application/json; charset="utf-8"',
+    "application/json; charset=no-such-codec",
     "",
 ]
 ERROR_KEYS = {"spotify_denied", "invalid_state", "invalid_request", "spotify_auth_failed"}
@@ -223,7 +226,12 @@ def assert_answer_is_safe(answer: Any, method: str, before: dict[str, int]) -> N
     data=st.data(),
     # Weighted towards a signed, JSON-typed write, which gets furthest into the endpoint.
     method=st.one_of(st.just("POST"), st.sampled_from(METHODS)),
-    content_type=st.one_of(st.just("application/json"), st.sampled_from(CONTENT_TYPES)),
+    content_type=st.one_of(
+        st.just("application/json"),
+        st.sampled_from(CONTENT_TYPES),
+        st.builds("application/json; {}".format, st.text(max_size=20)),
+        st.text(max_size=30),
+    ),
     with_token=st.one_of(st.just(True), st.booleans()),
     segment=st.one_of(text, st.uuids().map(str)),
 )
