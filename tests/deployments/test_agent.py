@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from celery._state import _set_task_join_will_block, task_join_will_block
 from django.conf import settings
+from django.db import connection
 from django.test import override_settings
 
 from deployments import slots
@@ -57,9 +58,19 @@ class Agent:
             yield
 
 
+def database_url() -> str:
+    """The test database (pytest-django has switched to it): the slots' health probes it."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
 def agent_env(host: str, data_dir: Path) -> dict[str, str]:
     env = {
         **os.environ,
+        "DATABASE_URL": database_url(),
         "SWEDIFY_AGENT_HOST": host,
         "SWEDIFY_DATA_DIR": str(data_dir),
         # The agents share this process's broker; with the filesystem broker that is a folder.
@@ -120,7 +131,10 @@ def queue_purge(host: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def agents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Agent]]:
+def agents(
+    tmp_path_factory: pytest.TempPathFactory, django_db_setup: None
+) -> Iterator[dict[str, Agent]]:
+    """Agents on 127.0.0.2 and 127.0.0.3 (after the test database exists: their slots use it)."""
     started: dict[str, Agent] = {}
     try:
         for host in HOSTS:
