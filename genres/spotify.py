@@ -29,9 +29,7 @@ import random
 import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,6 +42,7 @@ from django.core.cache import cache
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from genres.pools import PageFeed, Pump
 from genres.ratelimit import RateLimiter, RateLimiterTimeout, rate_limiter
 
 logger = logging.getLogger(__name__)
@@ -461,191 +460,6 @@ def forget_batch_artists_memory(*, shared: bool = True) -> None:
         cache.delete(BATCH_ARTISTS_CACHE_KEY)
 
 
-# --- Bounded concurrency ----------------------------------------------------------------------
-
-# Results (pages, lookups) that may wait for the caller, in multiples of the concurrency.
-AHEAD_FACTOR = 2
-
-
-class _Pump:
-    """Runs (key, function) jobs in a pool, ``concurrency`` at a time, refilled from the
-    workers' done callbacks; jobs may be added while others run. The caller takes finished
-    ones with ``take`` and acknowledges each with ``handled`` (so at most
-    ``AHEAD_FACTOR * concurrency`` are outstanding)."""
-
-    def __init__(self, concurrency: int) -> None:
-        self._queue: deque[tuple[Any, Callable[[Any], Any]]] = deque()
-        self._concurrency = concurrency
-        self._limit = AHEAD_FACTOR * concurrency
-        self._changed = threading.Condition(threading.RLock())
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="spotify")
-        self._finished: list[tuple[Any, Future]] = []
-        self._running = 0
-        self._outstanding = 0
-        self._closed = False
-        self._filling = False
-        self.failure: BaseException | None = None
-
-    def add(self, jobs: Iterable[tuple[Any, Callable[[Any], Any]]]) -> None:
-        with self._changed:
-            self._queue.extend(jobs)
-            self._fill()
-
-    def _fill(self) -> None:
-        # Holds the lock. A done callback may run inline from submit: no nested filling.
-        if self._filling:
-            return
-        self._filling = True
-        try:
-            while (
-                self.failure is None
-                and not self._closed
-                and self._queue
-                and self._running < self._concurrency
-                and self._outstanding < self._limit
-            ):
-                key, function = self._queue.popleft()
-                self._running += 1
-                self._outstanding += 1
-                future = self._pool.submit(function, key)
-                future.add_done_callback(lambda done, key=key: self._done(key, done))
-        finally:
-            self._filling = False
-
-    def _done(self, key: Any, future: Future) -> None:
-        with self._changed:
-            self._running -= 1
-            self._finished.append((key, future))
-            if future.exception() is not None and self.failure is None:
-                self.failure = future.exception()
-            self._fill()
-            self._changed.notify_all()
-
-    def take(self, *, wait: bool = True) -> list[tuple[Any, Future]]:
-        """The jobs finished since the last call; with ``wait``, waits for one while any
-        runs. Empty when none has finished."""
-        with self._changed:
-            while wait and not self._finished and self._running:
-                self._changed.wait()
-            finished, self._finished = self._finished, []
-            return finished
-
-    @property
-    def idle(self) -> bool:
-        """Nothing runs, nothing waits to be taken, and nothing more will start."""
-        with self._changed:
-            stopped = self.failure is not None or self._closed or not self._queue
-            return stopped and not self._running and not self._finished
-
-    def handled(self) -> None:
-        with self._changed:
-            self._outstanding -= 1
-            self._fill()
-
-    def fail(self, error: BaseException) -> None:
-        with self._changed:
-            self.failure = self.failure or error
-
-    def close(self) -> None:
-        with self._changed:
-            self._closed = True
-            self._queue.clear()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _PageFeed:
-    """The pages after the first one of a read, fetched ahead in a pool and handed over in
-    order (see ``SpotifyClient.pages_in_order``)."""
-
-    def __init__(
-        self, fetch: Callable[[int], Page], want: int, total: int, step: int, concurrency: int
-    ) -> None:
-        self._fetch = fetch
-        self._want = want
-        self._total = total
-        self._step = step
-        self._concurrency = concurrency
-        self._ahead = AHEAD_FACTOR * concurrency
-        self._changed = threading.Condition(threading.RLock())
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="spotify")
-        self._futures: dict[int, Future] = {}
-        self._failure: BaseException | None = None
-        self._closed = False
-        self._filling = False
-        with self._changed:
-            self._fill()
-
-    def _fill(self) -> None:
-        # Holds the lock. A done callback may run inline from submit: no nested filling.
-        if self._filling or self._closed or self._failure is not None:
-            return
-        self._filling = True
-        try:
-            running = sum(1 for future in self._futures.values() if not future.done())
-            end = min(self._total, self._want + self._ahead * self._step)
-            for candidate in range(self._want, end, self._step):
-                if running >= self._concurrency:
-                    break
-                if candidate not in self._futures:
-                    future = self._pool.submit(self._fetch, candidate)
-                    self._futures[candidate] = future
-                    running += 1
-                    future.add_done_callback(self._done)
-        finally:
-            self._filling = False
-
-    def _done(self, future: Future) -> None:
-        with self._changed:
-            mine = any(future is f for f in self._futures.values())
-            if mine and not future.cancelled() and future.exception() is not None:
-                self._failure = self._failure or future.exception()
-            self._fill()
-            self._changed.notify_all()
-
-    def next_run(self) -> tuple[list[Page], bool]:
-        """The consecutive pages that have arrived from the next wanted one (waits for it),
-        and whether the read ends with them. Raises the first error in page order."""
-        with self._changed:
-            while True:
-                self._fill()
-                future = self._futures.get(self._want)
-                if future is None:
-                    raise self._failure or AssertionError("the next page was never requested")
-                if future.done():
-                    break
-                self._changed.wait()
-            run: list[Page] = []
-            finished = False
-            while (future := self._futures.get(self._want)) is not None and future.done():
-                error = future.exception()
-                if error is not None:
-                    if not run:
-                        raise error
-                    break  # hand over what came before; raised on the next call
-                del self._futures[self._want]
-                page = future.result()
-                run.append(page)
-                self._total = page.total
-                self._want += len(page.items)
-                if _last_page(page, self._want):
-                    finished = True
-                    break
-            # Offsets off the grid of the next wanted page (after a short one) are moot.
-            for stale in [
-                o for o in self._futures if o < self._want or (o - self._want) % self._step
-            ]:
-                self._futures.pop(stale).cancel()
-            self._fill()
-            return run, finished
-
-    def close(self) -> None:
-        with self._changed:
-            self._closed = True
-            for future in self._futures.values():
-                future.cancel()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
 class ArtistLookups:
     """Artist lookups that go on in worker threads while the caller does other work (see
     ``SpotifyClient.artist_lookups``).
@@ -666,7 +480,7 @@ class ArtistLookups:
     ) -> None:
         self._client = client
         self._on_answer = on_answer
-        self._pump = _Pump(client.concurrency)
+        self._pump = Pump(client.concurrency)
         self._asked: set[str] = set()
         self._waiting: list[str] = []  # ids that do not yet fill a batch
         self._batches: bool | None = None  # decided by the first add
@@ -691,13 +505,13 @@ class ArtistLookups:
         ):
             chunk = self._waiting[:ARTISTS_BATCH_LIMIT]
             del self._waiting[:ARTISTS_BATCH_LIMIT]
-            if self._client._batch_confirmed:
+            if self._client.batch_confirmed:
                 self._pump.add([(chunk, self._batch)])
                 continue
             # One batch alone first: a 403 on it must not be paid `concurrency` times.
             answer = self._batch(chunk)
             if answer is not None:
-                self._client._batch_confirmed = True
+                self._client.batch_confirmed = True
                 self._answer(chunk, answer)
             else:
                 self._to_single(chunk)
@@ -705,7 +519,7 @@ class ArtistLookups:
     def _batch(self, chunk: list[str]) -> list[tuple[str, dict | None]] | None:
         """One batch request's answers, or None when the batch lookup is forbidden."""
         try:
-            return self._client._artists_batch(chunk)
+            return self._client.artists_batch(chunk)
         except SpotifyForbidden:
             return None
 
@@ -713,7 +527,7 @@ class ArtistLookups:
         if self._batches:
             logger.info("Batch artist lookup is forbidden (Development Mode): one by one")
             self._batches = False
-            self._client._batch_confirmed = False
+            self._client.batch_confirmed = False
             _remember_batch_forbidden(settings.SPOTIFY_API_URL)
         rest, self._waiting = [*chunk, *self._waiting], []
         self._pump.add((i, self._client.artist) for i in rest)
@@ -792,8 +606,9 @@ class SpotifyClient:
         self._sleep = sleep
         self._refresh_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.concurrency)
-        # Set once a batch artist lookup succeeded: later batches need no lone probe first.
-        self._batch_confirmed = False
+        # Set (by ArtistLookups) once a batch artist lookup succeeded: later batches need no
+        # lone probe first.
+        self.batch_confirmed = False
 
     # The request loop -----------------------------------------------------------------------
 
@@ -1033,7 +848,7 @@ class SpotifyClient:
         finally:
             lookups.close()
 
-    def _artists_batch(self, chunk: list[str]) -> list[tuple[str, dict | None]]:
+    def artists_batch(self, chunk: list[str]) -> list[tuple[str, dict | None]]:
         """(id, artist or None) for each id of one batch request, in request order."""
         data = self._get("/artists", "/artists", ids=",".join(chunk))
         found = data.get("artists") if isinstance(data, dict) else None
@@ -1056,8 +871,8 @@ class SpotifyClient:
         The first page is fetched alone: its ``total`` gives every other offset. Then up to
         ``concurrency`` pages are in flight (a finished fetch starts the next one at once,
         while the caller stores what it has), never further ahead than
-        ``AHEAD_FACTOR * concurrency`` pages past the first one not yet handed over, so memory
-        stays bounded however large the library. Each yield is the run of consecutive pages
+        ``pools.AHEAD_FACTOR * concurrency`` pages past the first one not yet handed over, so
+        memory stays bounded however large the library. Each yield is the run of consecutive pages
         that has arrived (one or more), so a caller may store them in one transaction. The
         read ends as a serial one does: after a page without items or ``next``, or at
         Spotify's total as the latest page handed over says it. A short page realigns the
@@ -1073,7 +888,14 @@ class SpotifyClient:
         following = offset + len(first.items)
         if _last_page(first, following):
             return
-        feed = _PageFeed(fetch, following, first.total, max(1, first.limit), self.concurrency)
+        feed = PageFeed(
+            fetch,
+            following,
+            first.total,
+            max(1, first.limit),
+            self.concurrency,
+            is_last=_last_page,
+        )
         try:
             while True:
                 run, finished = feed.next_run()

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import requests
 
+from genres.pools import AHEAD_FACTOR
 from genres.ratelimit import LocalRateLimiter, RateLimiterTimeout
 from genres.spotify import (
-    AHEAD_FACTOR,
     MAX_SHORT_429S,
     CallRecord,
     SpotifyAccounts,
