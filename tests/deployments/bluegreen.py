@@ -22,6 +22,15 @@ from deployments.slots import SlotProcess, release_source, slot_start, slot_stop
 # A real key so the slots' production guard (DEBUG off) lets them boot.
 SLOT_ENV = {"SECRET_KEY": "blue-green-test-secret-key-not-the-development-one"}
 
+# Several machines on this one: app "hosts" and proxies on loopback addresses of their own.
+HOSTS = ("127.0.0.2", "127.0.0.3")
+PROXY_ADDRESSES = ("127.0.0.4", "127.0.0.5")
+# The slots answer requests addressed to a host or a proxy (as production lists its names).
+HA_SLOT_ENV = {
+    **SLOT_ENV,
+    "ALLOWED_HOSTS": ",".join(["127.0.0.1", "localhost", *HOSTS, *PROXY_ADDRESSES]),
+}
+
 
 def require_haproxy() -> None:
     """The blue-green proof needs a real HAProxy: without one the test fails, never skips."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,25 +39,27 @@ from deployments.services import (
     release_create,
 )
 from deployments.slots import slot_start, slot_status, slot_stop
-from tests.deployments.bluegreen import SLOT_ENV, free_port, head_release, require_haproxy
+from tests.deployments.bluegreen import (
+    HA_SLOT_ENV,
+    HOSTS,
+    PROXY_ADDRESSES,
+    free_port,
+    head_release,
+    require_haproxy,
+)
 
 pytestmark = pytest.mark.integration
 
-HOSTS = ("127.0.0.2", "127.0.0.3")
-PROXY_ADDRESSES = ("127.0.0.4", "127.0.0.5")
 LOAD_THREADS = 4
 LOAD_MAX_SECONDS = 25.0
 LOAD_MAX_REQUESTS = 60_000
-# Answers to see before a fault, and after it (well past the health checks' fall 2 x 1 s,
-# so the dead host's removal and everything in between is inside the measured window).
+# Answers to see before a fault, and after the dead host was taken out (the whole time in
+# between, when HAProxy still believed it up, is inside the measured window).
 BEFORE_FAULT = 200
 AFTER_FAULT = 1500
 AFTER_FAULT_TIMEOUT = 15.0
-# The slots answer requests addressed to a host or a proxy (as production lists its names).
-HA_SLOT_ENV = {
-    **SLOT_ENV,
-    "ALLOWED_HOSTS": ",".join(["127.0.0.1", "localhost", *HOSTS, *PROXY_ADDRESSES]),
-}
+# The checks (inter 1 s, fall 2) take a dead server out within about 2 s.
+DOWN_TIMEOUT = 10.0
 
 
 @dataclass
@@ -134,8 +137,18 @@ def kill_slot(stack: Stack, host: str, slot: str = "blue") -> None:
     os.killpg(running.pid, signal.SIGKILL)
 
 
-def killed_host_under_load(stack: Stack) -> tuple[list, Proxy]:
-    """Both proxies under load; host 127.0.0.2's live slot is SIGKILLed mid-way."""
+def wait_until_down(proxy: Proxy, server: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proxy.servers()[server].up:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def killed_host_under_load(stack: Stack, *, checked: bool = True) -> tuple[list, Proxy]:
+    """Both proxies under load; host 127.0.0.2's live slot is SIGKILLed mid-way, and the load
+    goes on until the health checks took it out (``checked``) and well beyond."""
     generators = [load(url) for _, _, url in stack.proxies]
     with contextlib.ExitStack() as exits:
         for generator in generators:
@@ -145,6 +158,8 @@ def killed_host_under_load(stack: Stack) -> tuple[list, Proxy]:
         first = stack.proxies[0][1]
         assert sessions_served(first, "blue-1") > 0  # the host about to die was serving
         kill_slot(stack, HOSTS[0])
+        if checked:
+            assert all(wait_until_down(p, "blue-1", DOWN_TIMEOUT) for _, p, _ in stack.proxies)
         for generator in generators:
             generator.wait_for("r1", responses=AFTER_FAULT, timeout=AFTER_FAULT_TIMEOUT)
     return [g.result for g in generators], first
@@ -166,7 +181,7 @@ def test_a_host_whose_slot_is_sigkilled_costs_no_failed_request(tmp_path: Path) 
 def test_the_same_kill_behind_proxies_without_checks_and_retries_fails_requests() -> None:
     """Negative control: the harness above sees failures when the options are missing."""
     with ha_stack(ha=False) as stack:
-        results, _ = killed_host_under_load(stack)
+        results, _ = killed_host_under_load(stack, checked=False)
 
     assert sum(r.failed for r in results) > 0, [r.summary() for r in results]
 
