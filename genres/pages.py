@@ -52,6 +52,7 @@ from genres.playlists import (
     MAX_PATTERN_LENGTH,
     UNCLASSIFIED,
 )
+from genres.selectors import STEP_LABELS
 
 # How often the page's script polls a running job, in milliseconds.
 POLL_INTERVAL_MS = 1000
@@ -83,15 +84,6 @@ SIGN_IN_ERRORS: dict[str, str] = {
 }
 UNKNOWN_SIGN_IN_ERROR = "The sign-in did not complete. Please try again."
 
-STEP_LABELS: dict[str, str] = {
-    Scan.Step.FETCHING_PROFILE: "Checking your Spotify account",
-    Scan.Step.FETCHING_TRACKS: "Reading your songs",
-    Scan.Step.FETCHING_ARTISTS: "Looking up the artists' genres",
-    Scan.Step.AGGREGATING: "Sorting songs into genres",
-    Scan.Step.DONE: "Done",
-}
-# While a scan reads its pages it already looks up their artists (genres.scan_runner).
-READING_AND_LOOKING_UP = "Reading your songs and looking up their artists"
 STATUS_TITLES: dict[str, str] = {
     Scan.Status.QUEUED: "Scan waiting to start",
     Scan.Status.RUNNING: "Scanning your library",
@@ -156,10 +148,9 @@ def scan_error_in_words(error: dict[str, Any] | None) -> str:
 
 def step_label(data: dict[str, Any]) -> str:
     """The scan's step in words (a contract scan object)."""
-    step = data.get("step", "")
-    if step == Scan.Step.FETCHING_TRACKS and data.get("artistsToFetch"):
-        return READING_AND_LOOKING_UP
-    return STEP_LABELS.get(step, "")
+    return selectors.step_label(
+        step=data.get("step", ""), artists_to_fetch=data.get("artistsToFetch") or 0
+    )
 
 
 def scan_view(data: dict[str, Any], *, now: datetime) -> dict[str, Any]:

@@ -11,6 +11,17 @@ from genres.models import Scan, ScanResult, SpotifyAccount
 
 User = AbstractBaseUser | AnonymousUser
 
+# A scan's steps in words, for the pages and (as "stepLabel") for the script that polls a scan.
+STEP_LABELS: dict[str, str] = {
+    Scan.Step.FETCHING_PROFILE: "Checking your Spotify account",
+    Scan.Step.FETCHING_TRACKS: "Reading your songs",
+    Scan.Step.FETCHING_ARTISTS: "Looking up the artists' genres",
+    Scan.Step.AGGREGATING: "Sorting songs into genres",
+    Scan.Step.DONE: "Done",
+}
+# While a scan reads its pages it already looks up their artists (genres.scan_runner).
+READING_AND_LOOKING_UP = "Reading your songs and looking up their artists"
+
 
 def iso(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with a ``Z``, as the JSON contract writes times."""
@@ -100,6 +111,20 @@ def scan_for_user(*, user: User | None, scan_id: Any) -> Scan | None:
     return Scan.objects.filter(user_id=user.pk, pk=scan_id).first()
 
 
+def step_label(*, step: str, artists_to_fetch: int = 0) -> str:
+    """A scan's step in words ("" for an unknown step)."""
+    if step == Scan.Step.FETCHING_TRACKS and artists_to_fetch:
+        return READING_AND_LOOKING_UP
+    return STEP_LABELS.get(step, "")
+
+
+def _error_json(error: Any) -> Any:
+    """A scan's stored error, with the words of the step it failed at (additive)."""
+    if not isinstance(error, dict) or error.get("step") not in STEP_LABELS:
+        return error
+    return {**error, "stepLabel": STEP_LABELS[error["step"]]}
+
+
 def scan_json(scan: Scan, *, reused: bool = False) -> dict[str, Any]:
     """The contract's scan object (camelCase, ISO times)."""
     return {
@@ -113,9 +138,10 @@ def scan_json(scan: Scan, *, reused: bool = False) -> dict[str, Any]:
         "startedAt": iso(scan.started_at),
         "finishedAt": iso(scan.finished_at),
         "resumeAt": iso(scan.resume_at),
-        "error": scan.error,
+        "error": _error_json(scan.error),
         # Additive fields (contract.md allows new fields).
         "reused": reused,
+        "stepLabel": step_label(step=scan.step, artists_to_fetch=scan.artists_to_fetch),
         "sources": list(scan.sources or []),
         "createdAt": iso(scan.created_at),
     }

@@ -14,15 +14,6 @@
   var PAUSED_POLL_MS = Math.max(POLL_MS * 10, 10000);
   var MAX_BACKOFF_MS = 15000;
 
-  var STEP_LABELS = {
-    fetching_profile: "Checking your Spotify account",
-    fetching_tracks: "Reading your songs",
-    fetching_artists: "Looking up the artists' genres",
-    aggregating: "Sorting songs into genres",
-    done: "Done"
-  };
-  // While a scan reads its pages it already looks up their artists.
-  var READING_AND_LOOKING_UP = "Reading your songs and looking up their artists";
   var STATUS_TITLES = {
     queued: "Scan waiting to start",
     running: "Scanning your library",
@@ -175,7 +166,8 @@
     if (error.details) {
       sentence += " (" + error.details + ")";
     }
-    var step = STEP_LABELS[error.step];
+    // The step's words come with the JSON (stepLabel), so they are written in one place.
+    var step = error.stepLabel;
     if (step) {
       sentence += " while " + step.charAt(0).toLowerCase() + step.slice(1);
     }
@@ -206,13 +198,6 @@
     }
   }
 
-  function stepLabel(scan) {
-    if (scan.step === "fetching_tracks" && scan.artistsToFetch) {
-      return READING_AND_LOOKING_UP;
-    }
-    return STEP_LABELS[scan.step];
-  }
-
   ScanPanel.prototype.render = function (scan) {
     var element = this.element;
     var active = scan.status === "queued" || scan.status === "running" || scan.status === "paused";
@@ -220,7 +205,7 @@
     element.setAttribute("data-scan-id", scan.id || "");
     element.setAttribute("data-scan-status", scan.status || "");
     $(".js-scan-title", element).textContent = STATUS_TITLES[scan.status] || scan.status;
-    setText($(".js-scan-step", element), scan.status === "failed" ? "" : stepLabel(scan));
+    setText($(".js-scan-step", element), scan.status === "failed" ? "" : scan.stepLabel || "");
 
     var counts = [];
     if (scan.tracksFound || scan.tracksTotal) {
