@@ -6,9 +6,9 @@ Every scan is started with ``genres.scans.scan_start`` and run by the Celery tas
 by the sandbox (``/sandbox/stats``), not by the code under test. Phases (``--phases``):
 
 * ``requests`` — cold cache, Development Mode: requests per scan against the formula
-  ``1 + ceil(N/50) + A`` of ``spotify-web-api.md``; a rescan with nothing new; a rescan after
-  10 new likes; a second listener sharing half the artists; a library with ~30% of its
-  artists followed (harvested 50 per request).
+  ``1 + ceil(N/50) + A`` (the profile, N liked songs 50 a page, one per artist); a rescan
+  with nothing new; a rescan after 10 new likes; a second listener sharing half the artists;
+  a library with ~30% of its artists followed (harvested 50 per request).
 * ``extended`` — Extended Quota (batch artist lookups) at 50 ms latency: requests against
   ``1 + ceil(N/50) + ceil(A/50)``, every genre compared with the sandbox's truth, wall time.
 * ``budget`` — the sandbox limits R requests per 30 s and Swedify's limiter has the same
@@ -112,8 +112,8 @@ def pages(count: int) -> int:
 
 
 def dev_mode_bound(*, tracks: int, artists: int, harvestable: int = 0) -> int:
-    """``1 + ceil(N/50) + A`` (spotify-web-api.md); ``harvestable`` of the A artists come
-    50 a request from the followed artists instead of one request each."""
+    """``1 + ceil(N/50) + A`` (the profile, the pages, one per artist); ``harvestable`` of the
+    A artists come 50 a request from the followed artists instead of one request each."""
     harvestable = min(harvestable, artists)
     return 1 + pages(tracks) + pages(harvestable) + (artists - harvestable)
 

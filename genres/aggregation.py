@@ -1,6 +1,6 @@
 """Tracks + artist genres -> the genres result. Pure: no database, no Spotify, no clock.
 
-The rule (contract.md, "Genres"): a track belongs to every genre of every one of its artists,
+The rule (docs/contract.md, "Genres"): a track belongs to every genre of every one of its artists,
 counted once per genre; tracks without an id (local files, unavailable entries) are skipped;
 tracks whose artists have no genres are "unclassified", never dropped. Nothing is capped, so
 ``truncated`` stays false unless a caller really had to cut something.

@@ -3,8 +3,8 @@
 Two layers: Redis (through Django's cache; fast, may vanish) in front of the ``Artist`` table
 (durable, survives a Redis outage). A Redis read that fails is a miss and falls through to the
 database; a Redis write that fails is logged and forgotten. Values carry a schema version and
-readers tolerate missing and unknown fields, because two app versions share one Redis during a
-cutover (operations.md, "The overlap window").
+readers tolerate missing and unknown fields, because two app versions share one Redis while a
+blue-green cutover overlaps them.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ class Scan(ClaimedJob):
     truncated = models.BooleanField(default=False)
     # Where a paused or interrupted scan continues (per-source offsets, phase markers).
     checkpoint = models.JSONField(default=dict, blank=True)
-    # The seed's error shape: {"error", "details", "step", "tracksFound", "artistsToFetch"}.
+    # The contract's error shape: {"error", "details", "step", "tracksFound", "artistsToFetch"}.
     error = models.JSONField(null=True, blank=True)
     # A paused scan (Spotify's quota) may be claimed again from then on.
     resume_at = models.DateTimeField(null=True, blank=True)

@@ -120,7 +120,7 @@ def csv_cell(value: Any) -> str:
 
 
 def scan_error_in_words(error: dict[str, Any] | None) -> str:
-    """The seed's error shape ({error, details, step, tracksFound, artistsToFetch}) as a
+    """The contract's scan error ({error, details, step, tracksFound, artistsToFetch}) as a
     sentence: what failed, why, at which step, and what had been found by then."""
     if not error:
         return ""

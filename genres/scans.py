@@ -162,7 +162,7 @@ def scan_pause(*, scan_id: uuid.UUID | str, worker: str, resume_at: datetime, er
 
 
 def scan_fail(*, scan_id: uuid.UUID | str, worker: str | None, error: dict) -> bool:
-    """Running -> failed with the seed's error shape; the previous result stays the latest."""
+    """Running -> failed with the contract's error shape; the previous result stays the latest."""
     rows = (
         Scan.objects.owned_by(pk=scan_id, worker=worker)
         if worker is not None

@@ -139,7 +139,7 @@ def scan_json(scan: Scan, *, reused: bool = False) -> dict[str, Any]:
         "finishedAt": iso(scan.finished_at),
         "resumeAt": iso(scan.resume_at),
         "error": _error_json(scan.error),
-        # Additive fields (contract.md allows new fields).
+        # Additive fields (docs/contract.md allows new fields).
         "reused": reused,
         "stepLabel": step_label(step=scan.step, artists_to_fetch=scan.artists_to_fetch),
         "sources": list(scan.sources or []),

@@ -15,7 +15,7 @@ urlpatterns = [
     path("api/scans", views.scans, name="api-scans"),
     path("api/scans/<str:scan_id>", views.scan_detail, name="api-scan"),
     path("api/genres", views.genres, name="api-genres"),
-    # --- Playlist jobs (H4: genres/playlist_views.py) ---
+    # --- Playlist jobs (genres/playlist_views.py) ---
     path("api/playlists", playlist_views.playlists, name="api-playlists"),
     path("api/playlist-jobs/<str:job_id>", playlist_views.playlist_job, name="api-playlist-job"),
     # --- end of playlist jobs; new /api/ routes go above this catch-all ---

@@ -1,9 +1,10 @@
-"""A circuit breaker in front of every Redis connection of this process.
+"""A circuit breaker in front of the Redis connections of Django's cache in this process.
 
 With Redis hung or unreachable, each cache call would wait for the socket timeout. After one
-failure the breaker skips Redis for BREAKER_OPEN_SECONDS, so the cache (and everything using
-its connection pool: sessions' cache layer, the rate limiter) answers "miss" at once and pages
-stay fast; then one call tries again.
+failure the breaker skips Redis for BREAKER_OPEN_SECONDS, so the cache (and what uses its
+connection pool: the artist cache, sessions' cache layer) answers "miss" at once and pages
+stay fast; then one call tries again. The Spotify rate limiter builds its own Redis client
+and has its own fallback (genres.ratelimit), so it does not go through this breaker.
 """
 
 from __future__ import annotations

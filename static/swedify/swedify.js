@@ -3,7 +3,7 @@
  * Runs under a strict Content-Security-Policy: this file is the only script, it attaches
  * every handler with addEventListener, sets text with textContent (never innerHTML) and
  * shows or hides elements with the `hidden` attribute (never inline styles).
- * Progress comes from polling the job rows through the JSON API (contract.md).
+ * Progress comes from polling the job rows through the JSON API (docs/contract.md).
  */
 (function () {
   "use strict";
