@@ -18,6 +18,8 @@ def run_python(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     inherited = (
         "DATABASE_", "REDIS_", "CELERY_", "SECRET_KEY", "DEBUG", "SWEDIFY_", "SPOTIFY_",
         "SESSION_COOKIE_",
+        # Set in this process by the browser tests (Playwright runs an event loop).
+        "DJANGO_ALLOW_ASYNC_UNSAFE",
     )  # fmt: skip
     clean = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
     clean.update(env)
