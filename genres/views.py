@@ -26,6 +26,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from genres import scans as services
 from genres import selectors
+from genres.limits import JOB_STARTS, limit_exceeded
 from swedify.middleware import request_body_drain
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -138,9 +139,11 @@ def body_framing_check(request: HttpRequest) -> None:
         raise BodyError(
             f"The request body must be at most {MAX_BODY_BYTES} bytes of JSON", status=413
         )
-    if size == 0:
-        return
     content_type = (request.content_type or "").strip().lower()
+    if size == 0 and not content_type:
+        return
+    # Any other declared type is refused even without a body: CSRF's check would parse it as
+    # a form, and a multipart type without a boundary makes Django answer an HTML 400.
     charset = (request.content_params or {}).get("charset", "utf-8").strip().lower()
     if not JSON_CONTENT_TYPE.fullmatch(content_type) or charset not in ("utf-8", "utf8"):
         raise BodyError(
@@ -196,9 +199,25 @@ def _has_unstorable_text(value: Any) -> bool:
     return False
 
 
+def job_starts_limited(request: HttpRequest) -> HttpResponse | None:
+    """429 JSON with Retry-After when the listener has started too much Spotify work lately
+    (genres.limits.JOB_STARTS), else None. Only job-starting requests call this."""
+    retry_after = limit_exceeded(JOB_STARTS, who=f"user:{request.user.pk}")
+    if retry_after is None:
+        return None
+    return error(
+        429,
+        "Too many scans or playlist requests in a short time; try again shortly",
+        **{"Retry-After": str(retry_after)},
+    )
+
+
 @api("POST")
 def scans(request: HttpRequest) -> HttpResponse:
     """POST /api/scans: 202 new scan; 200 the running one, or a fresh one with reused=true."""
+    limited = job_starts_limited(request)
+    if limited is not None:
+        return limited
     try:
         body = json_body(request)
     except BodyError as problem:

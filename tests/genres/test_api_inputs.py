@@ -164,6 +164,21 @@ def test_an_empty_post_needs_no_content_type(api):
     assert answer.status_code == 202
 
 
+@pytest.mark.parametrize(
+    "content_type", ["multipart/form-data", "application/x-www-form-urlencoded"]
+)
+def test_an_empty_body_declared_as_a_form_gets_415_json(api, content_type):
+    client, token = api
+    before = row_counts()
+
+    answer = client.generic(
+        "POST", "/api/scans", b"", CONTENT_TYPE=content_type, HTTP_X_CSRFTOKEN=token
+    )
+
+    refused(answer, 415, "application/json")
+    assert row_counts() == before
+
+
 def test_a_wrong_content_type_without_csrf_token_changes_nothing_either(alice):
     client, _ = strict_client(alice)
 
