@@ -17,7 +17,7 @@ import os
 import socket
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Self
+from typing import Self
 
 from celery import current_app
 from django.db import models
@@ -93,7 +93,7 @@ class JobQuerySet(models.QuerySet):
         now = now or timezone.now()
         return self.filter(status=RUNNING, heartbeat_at__gte=now - HEARTBEAT_STALE)
 
-    def owned_by(self, *, pk: Any, worker: str) -> Self:
+    def owned_by(self, *, pk: uuid.UUID | str, worker: str) -> Self:
         """The row while ``worker`` holds its claim (empty once another worker took it)."""
         return self.filter(pk=pk, status=RUNNING, claimed_by=worker)
 

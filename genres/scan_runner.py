@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from django.db import transaction
 from django.db.models import F, QuerySet
@@ -30,7 +30,14 @@ from genres.crypto import TokenDecryptionError
 from genres.jobs import RUN_NOT_CLAIMED, JobClaimLost, default_worker_id
 from genres.library import LibraryRow, library_rows_upsert
 from genres.models import LibrarySource, LibraryTrack, Scan, ScanResult, SpotifyAccount
-from genres.scans import scan_claim, scan_fail, scan_heartbeat, scan_pause, scan_results_prune
+from genres.scans import (
+    ScanError,
+    scan_claim,
+    scan_fail,
+    scan_heartbeat,
+    scan_pause,
+    scan_results_prune,
+)
 from genres.selectors import iso
 from genres.tokens import AccountTokenProvider, spotify_client_for
 
@@ -62,7 +69,31 @@ STEP_ERRORS = {
 RECONNECT_ERROR = "Spotify sign-in expired or was revoked: sign in with Spotify again"
 
 
-def _error_shape(scan: Scan, message: str, details: str) -> dict[str, Any]:
+class SourceState(TypedDict, total=False):
+    """Where the read of one source stands, in the checkpoint."""
+
+    mode: str  # "full" or "incremental"
+    offset: int  # a full read: the next page's offset
+    found: int
+    done: bool
+    total: int  # Spotify's total at the read's first page
+    newest: str | None  # added_at of the newest entry (ISO), for the next incremental read
+
+
+class ArtistsProgress(TypedDict, total=False):
+    fetched: int  # artists stored by this scan, earlier attempts included
+
+
+class Checkpoint(TypedDict, total=False):
+    """What a resumed attempt continues from; written with the rows it describes."""
+
+    sources: dict[str, SourceState]
+    profile: bool  # the profile was read
+    requestsBefore: int  # Spotify requests of earlier attempts
+    artists: ArtistsProgress
+
+
+def _error_shape(scan: Scan, message: str, details: str) -> ScanError:
     """The error JSON of a failed or paused scan (the contract's scan ``error``)."""
     return {
         "error": message,
@@ -166,7 +197,7 @@ class _ScanRun:
     # Set up by execute().
     client: spotify.SpotifyClient = field(init=False)
     tokens: AccountTokenProvider = field(init=False)
-    checkpoint: dict[str, Any] = field(default_factory=dict)
+    checkpoint: Checkpoint = field(default_factory=Checkpoint)
     # Artist lookups run from the first page on, beside the reads (see fetch_artists).
     lookups: spotify.ArtistLookups = field(init=False)
     artists_seen: set[str] = field(default_factory=set)
@@ -175,7 +206,7 @@ class _ScanRun:
     harvest_checked: bool = False
 
     def __post_init__(self) -> None:
-        self.checkpoint = dict(self.scan.checkpoint or {})
+        self.checkpoint = cast(Checkpoint, dict(self.scan.checkpoint or {}))
         self.checkpoint.setdefault("sources", {})
 
     # -- bookkeeping --
@@ -319,7 +350,7 @@ class _ScanRun:
         newest_at = max(
             (a for a in map(_added_at, fresh) if a), default=known_source.newest_added_at
         )
-        state = {"mode": "incremental", "done": True, "total": total, "found": 0}
+        state = SourceState(mode="incremental", done=True, total=total, found=0)
         with transaction.atomic():
             LibraryTrack.objects.bulk_create([row.model() for row in rows], ignore_conflicts=True)
             LibrarySource.objects.filter(pk=known_source.pk).update(
@@ -355,7 +386,7 @@ class _ScanRun:
         """Read every page, resuming at the checkpoint's offset; then drop what is gone."""
         state = self.checkpoint["sources"].get(source) or {}
         if state.get("mode") != "full":
-            state = {"mode": "full", "offset": 0, "found": 0, "done": False}
+            state = SourceState(mode="full", offset=0, found=0, done=False)
             self.checkpoint["sources"][source] = state
             # Until this read completes, the rows are not a faithful mirror: no incremental
             # read may trust them.
@@ -399,9 +430,7 @@ class _ScanRun:
             state["done"] = True
             self.save(**self._progress())
 
-    def _write_pages(
-        self, source: str, state: dict[str, Any], pages: list[spotify.Page]
-    ) -> set[str]:
+    def _write_pages(self, source: str, state: SourceState, pages: list[spotify.Page]) -> set[str]:
         """Store consecutive pages of a full read and move its checkpoint past them; the
         artist ids of their tracks."""
         offset = state["offset"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import NotRequired, TypedDict
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -30,6 +31,18 @@ MAX_SOURCES = 20
 # Results kept per listener (a large library's result is about half a megabyte); older ones
 # go unless a playlist job still works from them. The scan rows themselves stay.
 KEEP_RESULTS = 3
+
+
+class ScanError(TypedDict):
+    """A failed or paused scan's ``error`` (the contract's shape)."""
+
+    error: str
+    details: str
+    step: str
+    tracksFound: int
+    artistsToFetch: int
+    resumeAt: NotRequired[str | None]  # paused: when the scan goes on
+    stepLabel: NotRequired[str]  # added to the JSON, never stored (genres.selectors)
 
 
 # --- Starting ---------------------------------------------------------------------------------
@@ -147,7 +160,9 @@ def scan_claim(*, scan_id: object, worker: str, now: datetime | None = None) -> 
     return Scan.objects.get(pk=scan_id) if claimed else None
 
 
-def scan_pause(*, scan_id: uuid.UUID | str, worker: str, resume_at: datetime, error: dict) -> bool:
+def scan_pause(
+    *, scan_id: uuid.UUID | str, worker: str, resume_at: datetime, error: ScanError
+) -> bool:
     """Running -> paused until ``resume_at`` (Spotify's quota); the checkpoint stays."""
     # Race: only the worker that holds the claim may park the scan.
     return bool(
@@ -161,7 +176,7 @@ def scan_pause(*, scan_id: uuid.UUID | str, worker: str, resume_at: datetime, er
     )
 
 
-def scan_fail(*, scan_id: uuid.UUID | str, worker: str | None, error: dict) -> bool:
+def scan_fail(*, scan_id: uuid.UUID | str, worker: str | None, error: ScanError) -> bool:
     """Running -> failed with the contract's error shape; the previous result stays the latest."""
     rows = (
         Scan.objects.owned_by(pk=scan_id, worker=worker)

@@ -104,7 +104,7 @@ def latest_scan(*, user: User | None) -> Scan | None:
     return Scan.objects.filter(user_id=user.pk).order_by("-created_at").first()
 
 
-def scan_for_user(*, user: User | None, scan_id: Any) -> Scan | None:
+def scan_for_user(*, user: User | None, scan_id: object) -> Scan | None:
     """One of the listener's scans by id; None for another listener's or an unknown id."""
     if user is None or not user.is_authenticated:
         return None
@@ -118,7 +118,7 @@ def step_label(*, step: str, artists_to_fetch: int = 0) -> str:
     return STEP_LABELS.get(step, "")
 
 
-def _error_json(error: Any) -> Any:
+def _error_json(error: object) -> object:
     """A scan's stored error, with the words of the step it failed at (additive)."""
     if not isinstance(error, dict) or error.get("step") not in STEP_LABELS:
         return error

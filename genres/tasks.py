@@ -12,7 +12,7 @@ import logging
 
 from celery import Task, shared_task
 
-from genres import playlists, scan_runner
+from genres import playlist_runner, playlists, scan_runner
 from genres.jobs import RUN_BUSY
 from genres.playlists import BUSY_RETRY_SECONDS, PLAYLIST_JOB_RUN_TASK
 from genres.scans import SCAN_RUN_TASK, scans_due_for_recovery
@@ -57,9 +57,9 @@ def jobs_recover() -> dict[str, int]:
     max_retries=PLAYLIST_BUSY_RETRIES,
 )
 def playlist_job_run_task(self: Task, job_id: str) -> str:
-    """Run or resume one playlist job (see playlists.playlist_job_run). While another job of
+    """Run or resume one playlist job (see playlist_runner.playlist_job_run). While another job of
     the same listener runs it waits, queued, and tries again (recovery re-queues it too)."""
-    outcome = playlists.playlist_job_run(job_id=job_id)
+    outcome = playlist_runner.playlist_job_run(job_id=job_id)
     if outcome == RUN_BUSY and self.request.retries < PLAYLIST_BUSY_RETRIES:
         raise self.retry(countdown=BUSY_RETRY_SECONDS)
     return outcome

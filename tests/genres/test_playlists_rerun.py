@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from genres.models import GenrePlaylist
-from genres.playlists import DELETED_AFTER
+from genres.playlist_runner import DELETED_AFTER
 from genres.spotify import CallRecord
 from sandbox.testing import RunningSandbox, running_sandbox
 from tests.genres.test_playlists_sandbox import Listener, results

@@ -15,10 +15,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from genres import jobs, playlists, spotify
+from genres import jobs, playlist_runner, playlists, spotify
 from genres.jobs import RUN_BUSY, RUN_FINISHED, RUN_NOT_CLAIMED
 from genres.models import GenrePlaylist, PlaylistJob, Scan, ScanResult, SpotifyAccount
-from genres.playlists import playlist_job_json, playlist_job_run, playlist_job_start
+from genres.playlist_runner import playlist_job_run
+from genres.playlists import playlist_job_json, playlist_job_start
 
 pytestmark = pytest.mark.django_db
 
@@ -648,7 +649,7 @@ def test_the_task_tries_again_later_while_another_job_of_the_listener_runs(monke
         retried.append(options)
         return Retry()
 
-    monkeypatch.setattr(playlists, "playlist_job_run", lambda **_: RUN_BUSY)
+    monkeypatch.setattr(playlist_runner, "playlist_job_run", lambda **_: RUN_BUSY)
     monkeypatch.setattr(tasks.playlist_job_run_task, "retry", retry)
 
     with pytest.raises(Retry):

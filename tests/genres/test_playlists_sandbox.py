@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from genres.jobs import RUN_FINISHED
 from genres.models import GenrePlaylist, PlaylistJob, SpotifyAccount
-from genres.playlists import playlist_job_json, playlist_job_run, playlist_job_start
+from genres.playlist_runner import playlist_job_run
+from genres.playlists import playlist_job_json, playlist_job_start
 from genres.ratelimit import LocalRateLimiter
 from genres.spotify import CallRecord, InvalidGrant, SpotifyClient
 from sandbox.genres import HOSTILE, NON_ASCII
