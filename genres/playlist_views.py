@@ -12,8 +12,8 @@ import uuid
 from django.http import HttpRequest, HttpResponse
 
 from genres.models import PlaylistJob
-from genres.playlists import PlaylistInputError, playlist_job_json, playlist_job_start
-from genres.views import ApiResponse, BodyError, api, error, json_body
+from genres.playlists import PlaylistInputError, playlist_job_json, playlist_job_request
+from genres.views import ApiResponse, BodyError, api, error, job_starts_limited, json_body
 
 # Embeddings, overrides and isolates (U+202A to U+202E, U+2066 to U+2069) reorder the text around
 # them: in a playlist name they can make Spotify and every client show a name other than the
@@ -25,7 +25,11 @@ _TEXT_FIELDS = ("namePattern", "description")
 
 @api("POST")
 def playlists(request: HttpRequest) -> HttpResponse:
-    """POST /api/playlists: queue a playlist job (202 with the job)."""
+    """POST /api/playlists: queue a playlist job (202 with the job), or 200 with the
+    listener's queued or running job (one at a time, genres.playlists.playlist_job_request)."""
+    limited = job_starts_limited(request)
+    if limited is not None:
+        return limited
     try:
         body = json_body(request)
     except BodyError as problem:
@@ -35,7 +39,7 @@ def playlists(request: HttpRequest) -> HttpResponse:
         if isinstance(value, str) and BIDI_CONTROLS.search(value):
             return error(400, f"{field} must not contain bidirectional override characters")
     try:
-        job = playlist_job_start(
+        job, created = playlist_job_request(
             user=request.user,
             genres=body.get("genres"),
             name_pattern=body.get("namePattern"),
@@ -44,7 +48,7 @@ def playlists(request: HttpRequest) -> HttpResponse:
         )
     except PlaylistInputError as problem:
         return error(400, problem.message)
-    return ApiResponse(playlist_job_json(job), status=202)
+    return ApiResponse(playlist_job_json(job), status=202 if created else 200)
 
 
 @api("GET")
