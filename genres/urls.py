@@ -19,5 +19,6 @@ urlpatterns = [
     path("api/playlists", playlist_views.playlists, name="api-playlists"),
     path("api/playlist-jobs/<str:job_id>", playlist_views.playlist_job, name="api-playlist-job"),
     # --- end of playlist jobs; new /api/ routes go above this catch-all ---
-    re_path(r"^api/(?P<rest>.*)$", views.not_found, name="api-not-found"),
+    # [\s\S], not ".": a path with a newline in it is under /api/ too (JSON 404, not HTML).
+    re_path(r"^api/(?P<rest>[\s\S]*)$", views.not_found, name="api-not-found"),
 ]

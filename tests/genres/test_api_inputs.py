@@ -188,6 +188,15 @@ def test_a_wrong_content_type_without_csrf_token_changes_nothing_either(alice):
     assert not PlaylistJob.objects.exists()
 
 
+@pytest.mark.parametrize("path", ["/api/%0A", "/api/x%0Ay", "/api/scans%0A", "/api/scans/%0A"])
+def test_a_path_with_a_newline_under_api_gets_json_404(api, path):
+    answer = api[0].get(path)
+
+    assert answer.status_code == 404
+    assert answer["Content-Type"] == "application/json"
+    assert answer.json()["error"].lower().endswith("not found")
+
+
 # --- Text a database cannot store -------------------------------------------------------------
 
 
