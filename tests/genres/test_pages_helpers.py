@@ -1,4 +1,4 @@
-"""The small pure helpers behind the pages: ages, the seed's error in words, CSV cells."""
+"""The small pure helpers behind the pages: ages, a scan's error in words, CSV cells."""
 
 from __future__ import annotations
 
