@@ -8,12 +8,16 @@ pipeline worker's environment exactly as a production worker's would be.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 from django.conf import settings
@@ -36,6 +40,10 @@ PRODUCTION_VARIABLES = {
     "SPOTIFY_CLIENT_ID": "production-client",
     "SPOTIFY_CLIENT_SECRET": "production-client-secret",
 }
+# Two suites side by side (two `make test`) would drop each other's "production" database
+# and flush each other's Redis database: one run at a time holds them.
+PRODUCTION_LOCK = Path(tempfile.gettempdir()) / "swedify-tests-gate-production.lock"
+PRODUCTION_LOCK_TIMEOUT = 600.0
 # A file of the suite whose tests and fixtures reset the cache: with production's REDIS_URL
 # and no guard, each reset was a FLUSHDB of production.
 CACHE_RESETTING_TESTS = "tests/genres/test_artist_cache.py"
@@ -97,6 +105,7 @@ def production() -> Iterator[Production]:
         admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
     except (redis.RedisError, psycopg.Error) as error:
         pytest.skip(f"needs the local Redis and PostgreSQL: {error}")
+    lock = _hold_exclusively(PRODUCTION_LOCK, timeout=PRODUCTION_LOCK_TIMEOUT)
     admin.execute(f"DROP DATABASE IF EXISTS {PRODUCTION_DATABASE} WITH (FORCE)")
     admin.execute(f"CREATE DATABASE {PRODUCTION_DATABASE}")
     database_url = PRODUCTION_VARIABLES["DATABASE_URL"]
@@ -123,6 +132,22 @@ def production() -> Iterator[Production]:
         client.close()
         admin.execute(f"DROP DATABASE IF EXISTS {PRODUCTION_DATABASE} WITH (FORCE)")
         admin.close()
+        lock.close()  # releases the lock
+
+
+def _hold_exclusively(path: Path, *, timeout: float) -> IO[bytes]:
+    """An exclusive lock on ``path``, held until the returned file is closed."""
+    handle = path.open("ab")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                raise TimeoutError(f"{path} held by another test run for {timeout:g} s") from None
+            time.sleep(0.2)
 
 
 @pytest.fixture
