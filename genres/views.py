@@ -4,8 +4,8 @@ Every answer is JSON, errors included, and the order of checks is the same every
 405 (wrong method), 401 (no listener session, a session Spotify no longer honours, or an
 unreadable session); for writes then the body's framing as its headers declare it (411 no
 length, 413 too large, 415 not JSON), so that nothing is parsed before the CSRF check; 403
-(CSRF, for writes); then 400 / 404 for what the client sent. Every request body of the API is
-read by ``json_body``.
+(CSRF, for writes); 429 for a job-starting request over the listener's limit; then 400 / 404
+for what the client sent. Every request body of the API is read by ``json_body``.
 """
 
 from __future__ import annotations
