@@ -63,8 +63,8 @@ def test_disconnecting_deletes_tokens_and_every_row_and_ends_every_session(
     other_device = Client()
     sign_in(other_device, spotify_at_sandbox, "listener")
     bystander = Client()
-    sign_in(bystander, spotify_at_sandbox, "other")
-    bystander_user = get_user_model().objects.get(spotify_account__spotify_id="other")
+    sign_in(bystander, spotify_at_sandbox, "newbie")
+    bystander_user = get_user_model().objects.get(spotify_account__spotify_id="newbie")
     give_data(bystander_user)
     Artist.objects.create(spotify_id="a1", genres=["pop"], fetched_at="2026-01-01T00:00Z")
 
