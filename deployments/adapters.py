@@ -1,9 +1,9 @@
 """The outside world as the pipeline and rollbacks see it, behind one small object.
 
-``Infrastructure`` gathers the slot and proxy adapters (``deployments.slots``,
-``deployments.proxy``), the HTTP probe of a slot, command execution and sleeping, so unit tests
-swap the whole thing for a fake with ``use_infrastructure`` and the real blue-green test runs
-the real one.
+``Infrastructure`` gathers the slot adapters (``deployments.slots`` on this machine,
+``deployments.agent`` for every other host), the proxy adapter (``deployments.proxy``), the
+HTTP probe of a slot, command execution and sleeping, so unit tests swap the whole thing for
+a fake with ``use_infrastructure`` and the real blue-green tests run the real one.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ class ProxyLike(Protocol):
 
 @dataclass
 class Infrastructure:
-    """The real thing: H7's slot and proxy adapters, HTTP over loopback, subprocesses."""
+    """The real thing: the slot adapter (this machine's slots, or a host's deploy agent), the
+    HAProxy adapter, HTTP probes, subprocesses."""
 
     # Extra environment for the slots' processes (e.g. SECRET_KEY), on top of this one's.
     slot_env: dict[str, str] | None = None

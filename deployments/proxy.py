@@ -392,6 +392,31 @@ def _render_hosts_config(state: dict) -> str:
     )
 
 
+def proxy_config_render(
+    *,
+    name: str,
+    listen_address: str,
+    listen_port: int,
+    admin_socket: str,
+    servers: list[tuple[str, int, int]],
+    live_slot: str,
+    health_host: str = "127.0.0.1",
+) -> str:
+    """The configuration of a proxy that runs on another machine (installed there as its
+    ``haproxy.cfg``): the same one ``proxy_start`` writes for a proxy on this machine."""
+    return _render_hosts_config(
+        {
+            "environment": name,
+            "live_slot": live_slot,
+            "socket": admin_socket,
+            "listen_address": listen_address,
+            "listen_port": listen_port,
+            "health_host": health_host,
+            "servers": [[a, int(b), int(g)] for a, b, g in servers],
+        }
+    )
+
+
 def _render_config(state: dict) -> str:
     if "servers" in state:
         return _render_hosts_config(state)

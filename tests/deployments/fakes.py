@@ -1,5 +1,5 @@
-"""Fake slots, proxy and probes for the deployments unit tests (the real ones are H7's and
-are driven by the blue-green integration test)."""
+"""Fake slots, proxies and probes for the deployments unit tests (the real ones are driven by
+the blue-green and high-availability integration tests)."""
 
 from __future__ import annotations
 

@@ -3,6 +3,8 @@ proxy` names every way a proxy differs from the database."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -100,3 +102,40 @@ def test_the_proxy_command_names_each_difference_of_every_proxy(capsys) -> None:
     assert "DIFFERENCE: host 10.0.0.12 green (10.0.0.12:8002) is not in its backend" in second
     assert "DIFFERENCE: green-1 is the idle slot green but ready (gets traffic)" in second
     assert "DIFFERENCE: server blue-2 (10.0.0.99:8001) belongs to no enabled host" in second
+
+
+def test_the_configuration_of_a_proxy_on_another_machine_is_printed_and_haproxy_accepts_it(
+    capsys, tmp_path
+) -> None:
+    from tests.deployments.bluegreen import require_haproxy
+
+    require_haproxy()
+    configure("--blue-port", "8001", "--green-port", "8002")
+    configure("--add-host", "10.0.0.11", "--add-host", "10.0.0.12")
+    configure("--add-proxy", "lb1", "--proxy-address", "10.0.0.5", "--proxy-port", "80",
+              "--proxy-admin", "10.0.0.5:9999")  # fmt: skip
+    Environment.objects.filter(name="production").update(live_slot="green")
+    capsys.readouterr()
+
+    call_command("proxy", "production", "config", "--name", "lb1")
+
+    config = capsys.readouterr().out
+    for line in (
+        "stats socket ipv4@10.0.0.5:9999 mode 600 level admin",
+        "bind 10.0.0.5:80",
+        "retry-on conn-failure empty-response response-timeout 502 503",
+        "option redispatch 1",
+        "http-request disable-l7-retry unless idempotent",
+        "option httpchk GET /health",
+        "server blue-1 10.0.0.11:8001 check disabled",
+        "server green-2 10.0.0.12:8002 check",
+    ):
+        assert line in config, line
+    assert "server green-2 10.0.0.12:8002 check disabled" not in config
+    (tmp_path / "haproxy.cfg").write_text(config)
+    from deployments.proxy import HAPROXY_BIN
+
+    checked = subprocess.run(
+        [HAPROXY_BIN, "-c", "-f", str(tmp_path / "haproxy.cfg")], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr

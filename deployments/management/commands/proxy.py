@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from deployments.adapters import get_infrastructure
 from deployments.models import Environment
-from deployments.proxy import proxy_reload
+from deployments.proxy import proxy_config_render, proxy_reload
 from deployments.selectors import proxy_differences
 
 
@@ -23,7 +23,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("environment", help="staging or production")
         parser.add_argument(
-            "action", nargs="?", choices=["status", "start", "reload"], default="status"
+            "action", nargs="?", choices=["status", "start", "reload", "config"], default="status"
+        )
+        parser.add_argument(
+            "--name", help="with config: the proxy whose haproxy.cfg to print (default: all)"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -37,6 +40,9 @@ class Command(BaseCommand):
                 f"{environment.name} has no proxy (environment_configure … --proxy sets one)"
             )
         live = environment.live_slot or "blue"
+        if options["action"] == "config":
+            self._config(environment, proxies, live, options["name"])
+            return
         if options["action"] == "start":
             for ref, proxy in proxies:
                 if not proxy.is_running():
@@ -72,6 +78,23 @@ class Command(BaseCommand):
             return f" (port {environment.port_of(name)})"
         server = proxy.servers()[name]
         return f" ({server.address}:{server.port}, {'up' if server.up else 'DOWN'})"
+
+    def _config(self, environment: Environment, proxies: list, live: str, name: str | None) -> None:
+        servers = [(h.address, h.blue_port, h.green_port) for h in environment.app_hosts()]
+        chosen = [ref for ref, _ in proxies if ref.pk is not None and name in (None, ref.name)]
+        if not chosen:
+            raise CommandError(f"{environment.name} lists no proxy {name or ''}".strip())
+        for ref in chosen:
+            self.stdout.write(
+                proxy_config_render(
+                    name=ref.name,
+                    listen_address=ref.address,
+                    listen_port=ref.listen_port,
+                    admin_socket=ref.admin_socket,
+                    servers=servers,
+                    live_slot=live,
+                )
+            )
 
     def _reload(self, environment: Environment, proxies: list, live: str) -> None:
         servers = [(h.address, h.blue_port, h.green_port) for h in environment.app_hosts()]
