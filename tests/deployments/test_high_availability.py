@@ -27,7 +27,7 @@ from benchmarks.load import LoadGenerator
 from deployments import services
 from deployments.adapters import Infrastructure, use_infrastructure
 from deployments.models import Environment
-from deployments.proxy import Proxy, proxy_admin_socket, proxy_start, proxy_stop
+from deployments.proxy import Proxy, proxy_admin_socket, proxy_reload, proxy_start, proxy_stop
 from deployments.services import (
     CutoverFailed,
     deployment_create,
@@ -284,3 +284,24 @@ def test_without_the_switch_back_the_first_proxy_stays_on_the_new_slot(
     cut_over_with_the_second_proxy_unreachable(stack, production)
 
     assert stack.proxies[0][1].routed_slot() == "green"
+
+
+def test_a_reload_with_one_host_less_drops_no_request() -> None:
+    """Disabling a host: the proxies get the remaining servers by a reload (new workers on the
+    new configuration, the old ones finish their requests), under load."""
+    with ha_stack() as stack:
+        name, proxy, url = stack.proxies[0]
+        with load(url) as generator:
+            assert generator.wait_for("r1", responses=BEFORE_FAULT, timeout=20)
+            proxy_reload(
+                environment=name,
+                servers=[(HOSTS[1], stack.blue_port, stack.green_port)],
+                live_slot="blue",
+            )
+            assert generator.wait_for("r1", responses=BEFORE_FAULT, timeout=20)
+        servers = {(s.address, s.port) for s in proxy.servers().values()}
+        routed = proxy.routed_slot()
+
+    assert servers == {(HOSTS[1], stack.blue_port), (HOSTS[1], stack.green_port)}
+    assert routed == "blue"
+    assert generator.result.failed == 0, generator.result.summary()

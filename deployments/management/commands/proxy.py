@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from deployments.adapters import get_infrastructure
 from deployments.models import Environment
-from deployments.proxy import proxy_config_render, proxy_reload
+from deployments.proxy import proxy_config_render, proxy_reload, tcp_admin_address
 from deployments.selectors import proxy_differences
 
 
@@ -45,8 +45,15 @@ class Command(BaseCommand):
             return
         if options["action"] == "start":
             for ref, proxy in proxies:
-                if not proxy.is_running():
-                    infrastructure.proxy_start(environment, live_slot=live, ref=ref)
+                if proxy.is_running():
+                    continue
+                if tcp_admin_address(ref.admin_socket):
+                    self.stdout.write(
+                        f"{ref}: on another machine; install `manage.py proxy "
+                        f"{environment.name} config --name {ref.name}` there and start it"
+                    )
+                    continue
+                infrastructure.proxy_start(environment, live_slot=live, ref=ref)
         if options["action"] == "reload":
             self._reload(environment, proxies, live)
         stopped = []
@@ -100,6 +107,12 @@ class Command(BaseCommand):
         servers = [(h.address, h.blue_port, h.green_port) for h in environment.app_hosts()]
         for ref, proxy in proxies:
             if ref.pk is None or not proxy.is_running():
+                continue
+            if tcp_admin_address(ref.admin_socket):
+                self.stdout.write(
+                    f"{ref}: on another machine; install the new `config` there and reload it "
+                    "(systemctl reload haproxy)"
+                )
                 continue
             proxy_reload(environment=ref.name, servers=servers, live_slot=live)
             self.stdout.write(f"{ref}: reloaded with {len(servers)} host(s)")
