@@ -517,7 +517,9 @@ def proxy_start(
         running = {(s.address, s.port) for s in proxy.servers().values()}
         if running == expected:
             return proxy
-        raise ProxyError(f"HAProxy for {environment} already runs with other servers; stop it")
+        raise ProxyError(
+            f"HAProxy for {environment} already runs with other ports or hosts; stop it"
+        )
 
     state = {
         "environment": environment,
