@@ -27,7 +27,8 @@ pytestmark = pytest.mark.integration
 
 OLD, NEW = "1.0.0", "1.0.1"
 LOAD_THREADS = 4
-LOAD_MAX_SECONDS = 10.0
+# Bounds, not expectations: the restart in place below may take many seconds on a loaded box.
+LOAD_MAX_SECONDS = 40.0
 LOAD_MAX_REQUESTS = 30_000
 # Responses each phase must see from the expected release before the test moves on.
 PHASE_RESPONSES = 100
@@ -119,7 +120,7 @@ def test_the_same_harness_catches_a_restart_of_the_live_slot_in_place(stack: Sta
             source_dir=head_release(),
             env=SLOT_ENV,
         )
-        assert generator.wait_for(NEW, responses=PHASE_RESPONSES)
+        assert generator.wait_for(NEW, responses=PHASE_RESPONSES, timeout=30)
     result = generator.result
 
     assert result.failed > 0, result.summary()
