@@ -85,6 +85,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: a body left unread by an early answer (a CSRF 403, a redirect) is read and
+    # discarded, so the kept-alive connection starts cleanly at the next request.
+    "swedify.middleware.RequestBodyDrainMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "swedify.middleware.ContentSecurityPolicyMiddleware",
