@@ -24,9 +24,9 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from genres import scans as services
 from genres import selectors
 from genres.limits import JOB_STARTS, limit_exceeded
+from genres.scans import ScanInputError, scan_start
 from swedify.middleware import request_body_drain
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -226,10 +226,8 @@ def scans(request: HttpRequest) -> HttpResponse:
     if not isinstance(refresh, bool):
         return error(400, '"refresh" must be true or false')
     try:
-        scan, created = services.scan_start(
-            user=request.user, sources=body.get("sources"), refresh=refresh
-        )
-    except services.ScanInputError as problem:
+        scan, created = scan_start(user=request.user, sources=body.get("sources"), refresh=refresh)
+    except ScanInputError as problem:
         return error(400, str(problem))
     if created:
         return ApiResponse(selectors.scan_json(scan), status=202)
