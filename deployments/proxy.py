@@ -299,6 +299,11 @@ defaults
 
 frontend web
     bind 127.0.0.1:{listen_port}
+    # The client's address for the app's per-address limits (SWEDIFY_TRUSTED_PROXIES): an
+    # X-Forwarded-For the client sent is kept, and the address HAProxy saw is appended last.
+    option forwardfor
+    # Bodies the app would never read (its API takes 64 KB) are refused before a slot sees them.
+    http-request deny deny_status 413 if {{ req.hdr_val(content-length) gt 1048576 }}
     default_backend app
 
 backend app
@@ -338,6 +343,11 @@ defaults
 {retry_options}
 frontend web
     bind {listen_address}:{listen_port}
+    # The client's address for the app's per-address limits (SWEDIFY_TRUSTED_PROXIES): an
+    # X-Forwarded-For the client sent is kept, and the address HAProxy saw is appended last.
+    option forwardfor
+    # Bodies the app would never read (its API takes 64 KB) are refused before a slot sees them.
+    http-request deny deny_status 413 if {{ req.hdr_val(content-length) gt 1048576 }}
     default_backend app
 
 backend app
