@@ -1,4 +1,4 @@
-"""The seed's "Deployment Report" for a pipeline run, in Markdown, with durations and flags."""
+"""The "Deployment Report" for a pipeline run, in Markdown, with durations and flags."""
 
 from __future__ import annotations
 
