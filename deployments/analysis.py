@@ -3,9 +3,9 @@
 The original operations design had no automatic rollback. Like Argo Rollouts'
 ``postPromotionAnalysis``, a window after the cutover watches the new release through what
 the proxies saw (HAProxy's cumulative counters, ``show stat`` over the runtime API:
-``hrsp_5xx`` against all responses, ``rtime``) and the health probes; crossing a threshold is a verdict with its reason, e.g.
-``automatic: 5xx 31 % > 5 % over 60 s``, which the caller turns into a switch back to the
-still-warm old slots.
+``hrsp_5xx`` against all responses, ``rtime``) and the health probes; crossing a threshold is
+a verdict with its reason, e.g. ``automatic: 5xx 31 % > 5 % over 60 s``, which the caller
+turns into a switch back to the still-warm old slots.
 
 Counters are compared with a sample taken at the start of the window, per proxy and summed,
 so traffic from before the cutover never counts and a proxy restarted meanwhile (counters
