@@ -72,7 +72,7 @@ def _pending(request: HttpRequest) -> dict[str, dict[str, Any]]:
 def spotify_start(request: HttpRequest) -> HttpResponse:
     """GET /auth/spotify: 302 to Spotify's authorize page with PKCE S256 and a fresh state;
     429 JSON with Retry-After for an address starting too many sign-ins."""
-    retry_after = limit_exceeded(SIGN_IN_STARTS, who=client_address(request))
+    retry_after = limit_exceeded(SIGN_IN_STARTS, who=client_address(request) or "unknown")
     if retry_after is not None:
         response = JsonResponse(
             {"error": "Too many sign-ins started from your address; try again shortly"},

@@ -53,12 +53,14 @@ def limit_exceeded(limit: Limit, *, who: str, now: float | None = None) -> int |
     return max(1, int((window + 1) * limit.window_seconds - now + 0.999))
 
 
-def client_address(request: HttpRequest) -> str:
+def client_address(request: HttpRequest) -> str | None:
     """The client's address: the peer, or, when the peer is one of our own proxies
-    (``SWEDIFY_TRUSTED_PROXIES``), the address that proxy put last in X-Forwarded-For."""
-    peer = request.META.get("REMOTE_ADDR", "") or "unknown"
+    (``SWEDIFY_TRUSTED_PROXIES``), the address that proxy put last in X-Forwarded-For. None
+    when the request has none (a request made in-process, e.g. ``force_login``): django-axes
+    stores this in an IP address column, which takes nothing else."""
+    peer = request.META.get("REMOTE_ADDR") or None
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if not forwarded or not _trusted(peer):
+    if peer is None or not forwarded or not _trusted(peer):
         return peer
     last = forwarded.split(",")[-1].strip()
     try:

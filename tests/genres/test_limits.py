@@ -64,3 +64,10 @@ def test_the_client_address_believes_only_our_proxies(peer, forwarded, expected)
     request = RequestFactory().get("/", REMOTE_ADDR=peer, **extra)
 
     assert client_address(request) == expected
+
+
+def test_a_request_without_a_peer_has_no_address_rather_than_a_made_up_one() -> None:
+    request = RequestFactory().get("/", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    del request.META["REMOTE_ADDR"]
+
+    assert client_address(request) is None
