@@ -355,10 +355,11 @@ def export_json(request: HttpRequest) -> HttpResponse:
     payload = _export_payload(request)
     if isinstance(payload, HttpResponse):
         return payload
-    response = HttpResponse(
-        json.dumps(payload, ensure_ascii=False, indent=2),
-        content_type="application/json; charset=utf-8",
-    )
+    body = json.dumps(payload, ensure_ascii=False, indent=2)
+    # As the API's answers (views.ApiResponse): names are hostile data, and a download opened
+    # in a browser or pasted into a page must stay inert. JSON readers see the same text.
+    body = body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    response = HttpResponse(body, content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{_filename(payload, "json")}"'
     return response
 

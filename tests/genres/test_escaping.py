@@ -116,3 +116,11 @@ def test_the_csv_export_keeps_hostile_names_exact_and_is_never_rendered(listener
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith("attachment;")
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_json_export_escapes_every_character_of_hostile_names(listener) -> None:
+    response = signed_in(listener).get("/genres/export.json")
+
+    body = response.content.decode()
+    assert_escaped(body, JSON_ESCAPES, at_least=markers_in(HOSTILE))
+    assert {genre["name"] for genre in json.loads(body)["genres"]} == set(HOSTILE)

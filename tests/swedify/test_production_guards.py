@@ -138,7 +138,11 @@ def test_real_token_keys_pass_preflight(tmp_path: Path) -> None:
 
 
 def test_gunicorn_stops_instead_of_respawning_workers_that_cannot_boot(tmp_path: Path) -> None:
-    inherited = ("DATABASE_", "REDIS_", "CELERY_", "SECRET_KEY", "DEBUG", "SWEDIFY_", "SPOTIFY_")
+    # DJANGO_ALLOW_ASYNC_UNSAFE: set in this process by the browser tests' conftest.
+    inherited = (
+        "DATABASE_", "REDIS_", "CELERY_", "SECRET_KEY", "DEBUG", "SWEDIFY_", "SPOTIFY_",
+        "DJANGO_ALLOW_ASYNC_UNSAFE",
+    )  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
     env.update(DEBUG="false", SWEDIFY_DATA_DIR=str(tmp_path))  # the development secret
     log = tmp_path / "gunicorn.log"
