@@ -138,8 +138,9 @@ def test_a_limiter_matching_the_budget_provokes_no_429_and_loses_little_time(san
         harness.client.me()
     elapsed = time.monotonic() - start
     assert harness.statuses == [200] * 30
-    # The budget allows 30 requests in 3 windows of 0.5 s.
-    assert elapsed <= 1.15 * 1.5 + 0.1  # + scheduling noise of a busy machine
+    # The budget allows 30 requests in 3 windows of 0.5 s; a limiter that lost a window per
+    # burst (the wrong behaviour) would need 3 s or more.
+    assert elapsed <= 1.6 * 1.5
 
 
 def test_it_gives_up_after_five_short_429s_for_one_request(sandbox) -> None:
@@ -160,7 +161,7 @@ def test_a_quota_429_raises_at_once_without_sleeping(sandbox) -> None:
     start = time.monotonic()
     with pytest.raises(SpotifyRateLimited) as caught:
         harness.client.me()
-    assert time.monotonic() - start < 0.5
+    assert time.monotonic() - start < 5.0  # sleeping out the quota would take ten hours
     error = caught.value
     assert error.quota is True
     assert error.retry_after == 36000

@@ -50,14 +50,16 @@ def test_the_first_call_pays_one_socket_timeout_and_the_next_ones_nothing(hung_r
     for _ in range(20):
         value, later = timed(lambda: cache.get("key"))
         assert value is None
-        assert later < 0.05
+        # Far below the 0.25 s socket timeout each call would pay without the breaker, far
+        # above the microseconds it takes (a loaded machine still fits).
+        assert later < 0.15
 
 
 def test_writes_are_dropped_fast_while_the_breaker_is_open(hung_redis) -> None:
     cache = caches["default"]
     cache.get("warm-up")
     _, elapsed = timed(lambda: cache.set_many({f"k{i}": i for i in range(50)}))
-    assert elapsed < 0.05
+    assert elapsed < 0.15  # one socket timeout (0.25 s) would be the wrong behaviour
 
 
 def test_it_tries_redis_again_when_the_breaker_window_has_passed(
