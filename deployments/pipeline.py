@@ -1,7 +1,9 @@
 """The deploy pipeline: stage definitions as data and the runner that executes them.
 
 ``PIPELINE`` is the seed's table (quality checks → security scan → staging deploy → staging
-health → production deploy → production health → cutover → cleanup); each stage's failure
+health → production deploy → production health → cutover → cleanup) with the analysis after
+the cutover (a window watching the new release, which switches back automatically when it
+crosses a threshold; ``pipeline_run_promote`` ends it early); each stage's failure
 action, attempts, delay, timeout and parameters are copied onto its ``StageRun`` when a run is
 created, so a run keeps the definition it started with. ``SWEDIFY_PIPELINE_OVERRIDES`` (a dict
 of stage key → field values, ``params`` merged) adjusts it, e.g. tiny delays in tests.
@@ -28,6 +30,13 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from deployments.adapters import Infrastructure, get_infrastructure
+from deployments.analysis import (
+    ANALYSIS_INTERVAL_SECONDS,
+    ANALYSIS_WINDOW_SECONDS,
+    MAX_5XX_SHARE,
+    MAX_RESPONSE_MS,
+    MIN_RESPONSES,
+)
 from deployments.models import (
     Deployment,
     Environment,
@@ -60,7 +69,7 @@ PIPELINE_TASK = "deployments.tasks.pipeline_run_task"
 class StageDefinition:
     key: str
     name: str
-    kind: str  # which handler runs it: commands, deploy, health, cutover, cleanup
+    kind: str  # which handler runs it: commands, deploy, health, cutover, analysis, cleanup
     failure_action: str
     max_attempts: int = 1
     delay_seconds: float = 0.0
@@ -140,6 +149,23 @@ PIPELINE: list[StageDefinition] = [
         "cutover",
         FailureAction.SKIP,
         params={"environment": "production"},
+    ),
+    StageDefinition(
+        "analysis",
+        "Post-promotion analysis",
+        "analysis",
+        # A failed analysis has already switched back; abort ends the run as failed (and
+        # switches back itself if the analysis broke before it could).
+        FailureAction.ABORT,
+        # Never the limit on the window: it is only recorded on the stage.
+        timeout_seconds=ANALYSIS_WINDOW_SECONDS + 60,
+        params={
+            "window_seconds": ANALYSIS_WINDOW_SECONDS,
+            "interval_seconds": ANALYSIS_INTERVAL_SECONDS,
+            "max_5xx_share": MAX_5XX_SHARE,
+            "max_response_ms": MAX_RESPONSE_MS,
+            "min_responses": MIN_RESPONSES,
+        },
     ),
     StageDefinition(
         "cleanup",
@@ -328,6 +354,28 @@ def pipeline_run_override(
         )
         pipeline_run_enqueue(run=run)
     run.status = PipelineRun.Status.QUEUED
+
+
+def pipeline_run_promote(*, run: PipelineRun, actor: Any = None, actor_name: str = "") -> None:
+    """Ends the running analysis window of ``run`` early: the release is kept (the stage
+    reads the flag at its next look, within its interval) and the run goes on to cleanup."""
+    with transaction.atomic():
+        # Race: the window may end (or a verdict come) while the operator confirms; only a
+        # run still analysing is promoted, and a second promote changes nothing.
+        locked = PipelineRun.objects.select_for_update().get(pk=run.pk)
+        analysing = locked.stages.filter(kind="analysis", outcome=StageRun.Outcome.RUNNING).exists()
+        if locked.status != PipelineRun.Status.RUNNING or not analysing:
+            raise DeploymentError(f"run #{run.pk} is not in its analysis window")
+        if locked.context.get("promoted"):
+            return
+        promoted = {
+            "by": actor_name or getattr(actor, "username", "") or "an operator",
+            "at": timezone.now().isoformat(),
+        }
+        locked.context = {**locked.context, "promoted": promoted}
+        PipelineRun.objects.filter(pk=run.pk).update(context=locked.context)
+        audit_record(action="run.promote", obj=run, actor=actor, actor_name=actor_name)
+    run.context = locked.context
 
 
 def pipeline_run_abort(

@@ -110,8 +110,9 @@ def rollback_start(
 
     started = time.monotonic()
     if lock_holder is None and _lock_shared_with_rollback(current):
-        # A run waiting out its rollback window holds the lock; that window exists precisely
-        # so a rollback can switch back, and cleanup re-checks the live slot before stopping.
+        # A run watching its release or waiting out its rollback window holds the lock; those
+        # windows exist precisely so a rollback can switch back, and the analysis and cleanup
+        # re-check the live release before going on.
         lock_holder = current.lock_holder
     owns_lock = lock_holder is None
     holder = lock_holder or f"rollback:{current.name}:{timezone.now():%H%M%S.%f}"
@@ -269,7 +270,8 @@ def _rollback_audit_end(rollback: Rollback, actor: Any, actor_name: str) -> None
 
 
 def _lock_shared_with_rollback(environment: Environment) -> bool:
-    """True while the lock belongs to a run waiting out its rollback window (its cleanup)."""
+    """True while the lock belongs to a run watching its release (its analysis) or waiting
+    out its rollback window (its cleanup)."""
     holder, run_id = Environment.objects.values_list("lock_holder", "lock_run_id").get(
         pk=environment.pk
     )
@@ -277,7 +279,7 @@ def _lock_shared_with_rollback(environment: Environment) -> bool:
     if run_id is None:
         return False
     return StageRun.objects.filter(
-        run_id=run_id, kind="cleanup", outcome=StageRun.Outcome.RUNNING
+        run_id=run_id, kind__in=["analysis", "cleanup"], outcome=StageRun.Outcome.RUNNING
     ).exists()
 
 

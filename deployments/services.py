@@ -432,6 +432,21 @@ def deployment_set_state(*, deployment: Deployment, state: str, description: str
     return bool(changed)
 
 
+def deployment_fail_after_cutover(*, deployment: Deployment, description: str) -> bool:
+    """Appends ``failure`` to a deployment that was serving (``success``) when the analysis
+    after its cutover found the release bad; False when it had already moved on."""
+    # Race: a manual rollback marks it inactive meanwhile; whichever comes first stays.
+    changed = Deployment.objects.filter(pk=deployment.pk, state=Deployment.State.SUCCESS).update(
+        state=Deployment.State.FAILURE
+    )
+    if changed:
+        DeploymentStatus.objects.create(
+            deployment=deployment, state=Deployment.State.FAILURE, description=description
+        )
+        deployment.state = Deployment.State.FAILURE
+    return bool(changed)
+
+
 # --- Health probes of a slot --------------------------------------------------------------
 
 

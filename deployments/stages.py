@@ -1,14 +1,18 @@
-"""The pipeline's stage handlers, one per kind: commands, deploy, health, cutover, cleanup.
+"""The pipeline's stage handlers, one per kind: commands, deploy, health, cutover, analysis,
+cleanup.
 
 Each takes the run, its stage row and the infrastructure and answers a ``StageResult``; the
 runner (``deployments.pipeline``) applies attempts, delays and the failure action. Deploy,
 health and cleanup reach every enabled host of an environment; the cutover switches every
 proxy, all or nothing. No traffic moves before every host's new slot has passed its gate.
+After the cutover, the analysis watches the new release for a window and switches every proxy
+back to the still-warm old slots when it crosses a threshold (an automatic rollback).
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,17 +24,23 @@ from django.conf import settings
 from django.utils import timezone
 
 from deployments.adapters import Infrastructure
+from deployments.analysis import Thresholds, analysis_watch
 from deployments.models import (
     Deployment,
     Environment,
     HealthCheck,
     HostRef,
     PipelineRun,
+    Release,
+    Rollback,
     StageRun,
 )
+from deployments.rollbacks import rollback_start
 from deployments.services import (
     DeploymentError,
+    audit_record,
     deployment_create,
+    deployment_fail_after_cutover,
     deployment_set_state,
     environment_cutover,
     health_probe_record,
@@ -273,11 +283,158 @@ def _cutover(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure) 
     return StageResult(True, f"traffic on {deployment.slot} ({seconds:.3f} s)")
 
 
+def analysis_thresholds(params: dict[str, Any]) -> Thresholds:
+    """The analysis stage's params (window, interval, thresholds) over the defaults."""
+    defaults = Thresholds()
+    return Thresholds(
+        window_seconds=float(params.get("window_seconds", defaults.window_seconds)),
+        interval_seconds=float(params.get("interval_seconds", defaults.interval_seconds)),
+        max_5xx_share=float(params.get("max_5xx_share", defaults.max_5xx_share)),
+        max_response_ms=float(params.get("max_response_ms", defaults.max_response_ms)),
+        min_responses=int(params.get("min_responses", defaults.min_responses)),
+    )
+
+
+def analysis_promoted(run: PipelineRun) -> bool:
+    """An operator ended this run's analysis window early (``pipeline_run_promote``)."""
+    context = PipelineRun.objects.values_list("context", flat=True).get(pk=run.pk)
+    return bool(context.get("promoted"))
+
+
+def _slots_health_problem(
+    run: PipelineRun, environment: Environment, slot: str, infrastructure: Infrastructure
+) -> Callable[[], str | None]:
+    """Probes the new slot on every host; names the first one failing twice in a row (one
+    lost probe on a loaded machine is not a bad release). Only failures are recorded."""
+    urls = [
+        (
+            host,
+            slot_health_url(
+                environment=environment, slot=slot, infrastructure=infrastructure, host=host
+            ),
+        )
+        for host in environment.app_hosts()
+    ]
+
+    def problem() -> str | None:
+        for host, url in urls:
+            result = infrastructure.probe(url)
+            if result.http_status == 200 and result.body.get("status") in {"ok", "degraded"}:
+                continue
+            check = health_probe_record(
+                environment=environment,
+                slot=slot,
+                source=HealthCheck.Source.PIPELINE,
+                run=run,
+                url=url,
+                expected_version=run.release.label,
+                infrastructure=infrastructure,
+            )
+            if not check.ok:
+                return f"health probe of {slot} on {host.address} failing ({check.error})"
+        return None
+
+    return problem
+
+
+def _analysis(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure) -> StageResult:
+    """Watches the release this run cut over to, through every proxy's counters and the new
+    slots' health probes, for the window; a bad verdict switches every proxy back to the
+    still-warm old slots (an automatic rollback with the verdict as its reason) and fails the
+    deployment. An operator ends the window early by promoting, or by rolling back."""
+    run.refresh_from_db(fields=["context"])
+    cutover = run.context.get("cutover")
+    if not cutover:
+        return StageResult(True, "nothing to analyse: this run moved no traffic")
+    environment = Environment.objects.get(name=cutover["environment"])
+    thresholds = analysis_thresholds(stage.params)
+    proxies = [proxy for _, proxy in infrastructure.environment_proxies(environment)]
+
+    def operator_ended() -> bool:
+        live = Environment.objects.values_list("live_release_id", flat=True).get(pk=environment.pk)
+        return live != run.release_id or analysis_promoted(run)
+
+    # Time passes at least as fast as the sleeps asked for: the fakes' sleeps return at once.
+    started, slept = time.monotonic(), [0.0]
+
+    def sleep(seconds: float) -> None:
+        infrastructure.sleep(seconds)
+        slept[0] += seconds
+
+    verdict = analysis_watch(
+        proxies=proxies,  # type: ignore[arg-type] - the runtime-API handles answer ``show stat``
+        thresholds=thresholds,
+        health_problem=_slots_health_problem(run, environment, cutover["slot"], infrastructure),
+        should_stop=operator_ended,
+        sleep=sleep,
+        clock=lambda: max(time.monotonic() - started, slept[0]),
+    )
+    environment.refresh_from_db()
+    if environment.live_release_id != run.release_id:
+        return StageResult(
+            False,
+            f"rolled back by an operator during the analysis ({verdict.reason})",
+        )
+    if verdict.healthy:
+        how = "promoted by an operator" if analysis_promoted(run) else "window ended"
+        return StageResult(True, f"{verdict.reason}; {how}")
+    return _rollback_automatically(run, environment, cutover, verdict.reason, infrastructure)
+
+
+def _rollback_automatically(
+    run: PipelineRun,
+    environment: Environment,
+    cutover: dict[str, Any],
+    reason: str,
+    infrastructure: Infrastructure,
+) -> StageResult:
+    placed = run.context.get(environment.name) or {}
+    deployment = Deployment.objects.filter(pk=placed.get("deployment")).first()
+    # Failed first: the switch back would otherwise only mark it superseded.
+    if deployment is not None:
+        deployment_fail_after_cutover(deployment=deployment, description=reason[:500])
+    audit_record(
+        action="run.analysis_failed",
+        obj=run,
+        actor_name="pipeline",
+        details={"environment": environment.name, "reason": reason},
+    )
+    previous = Release.objects.filter(pk=cutover.get("previous_release")).first()
+    if previous is None:
+        return StageResult(False, f"{reason}; nothing served before this release to go back to")
+    try:
+        rollback = rollback_start(
+            environment=environment,
+            reason=reason,
+            actor_name="pipeline",
+            to_release=previous,
+            # The failing release is live; going back is the lesser risk.
+            confirm_unsafe=True,
+            trigger=Rollback.Trigger.AUTOMATIC,
+            run=run,
+            lock_holder=run.lock_name,
+            infrastructure=infrastructure,
+        )
+    except DeploymentError as error:
+        return StageResult(False, f"{reason}; automatic switch-back refused: {error}")
+    return StageResult(
+        False,
+        f"{reason}; rollback #{rollback.pk} to {previous.label} {rollback.status} "
+        f"({rollback.mode}, {rollback.duration_seconds or 0:.3f} s)",
+    )
+
+
 def _cleanup(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure) -> StageResult:
     """Stops each environment's previous slot on every host once it has drained and the
     rollback window (and, for a remote cutover, the DNS TTL) has passed; never a slot that a
     proxy still routes."""
     run.refresh_from_db(fields=["context"])
+    if run.stages.filter(
+        kind="analysis", outcome__in=[StageRun.Outcome.PENDING, StageRun.Outcome.RUNNING]
+    ).exists():
+        # The old slots are what makes an automatic rollback a switch: they stay warm until
+        # the analysis window has ended.
+        return StageResult(False, "the analysis window is still open; nothing stopped")
     params = stage.params
     drain = float(params.get("drain_seconds", 0))
     window = float(params.get("rollback_window_seconds", 0))
@@ -330,5 +487,6 @@ HANDLERS: dict[str, Callable[[PipelineRun, StageRun, Infrastructure], StageResul
     "deploy": _deploy,
     "health": _health,
     "cutover": _cutover,
+    "analysis": _analysis,
     "cleanup": _cleanup,
 }

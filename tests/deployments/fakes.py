@@ -9,7 +9,7 @@ from typing import Any
 
 from deployments.adapters import CommandResult, ProbeResult, SlotInfo
 from deployments.models import Environment, HostRef, ProxyRef
-from deployments.proxy import ServerState
+from deployments.proxy import ProxyError, ServerState
 from deployments.services import environment_configure
 
 
@@ -24,10 +24,30 @@ class FakeProxy:
     fail_switch: bool = False
     switches: list[str] = field(default_factory=list)
     # What ``servers()`` answers (the multi-host comparison reads addresses and ports).
-    backend: dict[str, ServerState] = field(default_factory=dict)
+    servers_state: dict[str, ServerState] = field(default_factory=dict)
+    # The backend's counters as ``show stat`` reports them (the analysis reads them).
+    backend: str = "app"
+    responses_2xx: int = 0
+    responses_5xx: int = 0
+    response_ms: int = 0
 
     def servers(self) -> dict[str, ServerState]:
-        return self.backend
+        return self.servers_state
+
+    def serve(self, *, ok: int = 0, errors: int = 0, response_ms: int | None = None) -> None:
+        """Counts responses as if clients had been answered through this proxy."""
+        self.responses_2xx += ok
+        self.responses_5xx += errors
+        if response_ms is not None:
+            self.response_ms = response_ms
+
+    def command(self, line: str) -> str:
+        if not self.running:
+            raise ProxyError("admin socket refused the connection")
+        assert line == "show stat", line
+        header = "# pxname,svname,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,rtime,\n"
+        row = f"{self.backend},BACKEND,0,{self.responses_2xx},0,0,{self.responses_5xx},"
+        return f"{header}{row}{self.response_ms},\n"
 
     def routed_slot(self) -> str | None:
         if not self.running:
@@ -35,8 +55,8 @@ class FakeProxy:
         return self.routed
 
     def server_states(self) -> dict[str, str]:
-        if self.backend:
-            return {name: server.admin for name, server in self.backend.items()}
+        if self.servers_state:
+            return {name: server.admin for name, server in self.servers_state.items()}
         return {s: ("ready" if s == self.routed else "drain") for s in ("blue", "green")}
 
     def switch_to(self, slot: str) -> float:
@@ -77,6 +97,8 @@ class FakeInfrastructure:
     stops: list[tuple[str, str]] = field(default_factory=list)
     probes: list[str] = field(default_factory=list)
     proxy_starts: list[tuple[str, str]] = field(default_factory=list)
+    # Called with every sleep's seconds: what happens meanwhile (traffic, an operator).
+    on_sleep: list[Any] = field(default_factory=list)
 
     def proxy(self, environment: Any) -> FakeProxy | None:
         return self.proxies.get(environment.name)
@@ -175,6 +197,8 @@ class FakeInfrastructure:
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
+        for hook in self.on_sleep:
+            hook(seconds)
 
 
 FAST_PIPELINE = {
@@ -182,6 +206,8 @@ FAST_PIPELINE = {
     "security": {"params": {"commands": ["dependency-audit"]}},
     "staging_health": {"delay_seconds": 0.01},
     "production_health": {"delay_seconds": 0.01},
+    # One look at the counters right after the cutover (the analysis tests open a window).
+    "analysis": {"params": {"window_seconds": 0}},
     "cleanup": {"params": {"drain_seconds": 0, "rollback_window_seconds": 0}},
 }
 

@@ -73,7 +73,7 @@ def test_the_proxy_command_names_each_difference_of_every_proxy(capsys) -> None:
     Environment.objects.filter(name="production").update(live_slot="blue")
     agreeing = FakeProxy(
         routed="blue",
-        backend={
+        servers_state={
             "blue-1": server("10.0.0.11", 8001, "ready"),
             "green-1": server("10.0.0.11", 8002, "drain"),
             "blue-2": server("10.0.0.12", 8001, "ready"),
@@ -82,7 +82,7 @@ def test_the_proxy_command_names_each_difference_of_every_proxy(capsys) -> None:
     )
     stale = FakeProxy(
         routed="blue",
-        backend={
+        servers_state={
             "blue-1": server("10.0.0.11", 8001, "ready"),
             "green-1": server("10.0.0.11", 8002, "ready"),
             "blue-2": server("10.0.0.99", 8001, "ready"),

@@ -31,7 +31,7 @@ def test_block_pauses_the_run_before_anything_is_deployed(infra: FakeInfrastruct
     assert (quality.outcome, quality.action_applied) == ("failed", "block")
     assert "unit-tests" in quality.summary
     assert "1 problem found" in quality.log
-    assert run.stages.filter(outcome="pending").count() == 7
+    assert run.stages.filter(outcome="pending").count() == 8
     assert infra.starts == []
     # The paused run still holds the lock: nobody else deploys over it.
     assert Environment.objects.get(name="production").lock_holder == run.lock_name

@@ -46,6 +46,7 @@ def test_a_health_gate_that_never_passes_keeps_the_old_slot_serving(
     ) == [
         "skipped",
         "skipped",
+        "skipped",
     ]
     # Five probes of the idle slot, one recorded row each, 4 waits between them.
     checks = HealthCheck.objects.filter(run=run).order_by("at")

@@ -38,6 +38,7 @@ def test_the_default_pipeline_follows_the_seeds_order_and_actions() -> None:
         ("production_deploy", "abort", 1),
         ("production_health", "abort", 5),
         ("cutover", "skip", 1),
+        ("analysis", "abort", 1),
         ("cleanup", "skip", 1),
     ]
     assert {s.key: s.delay_seconds for s in PIPELINE}["production_health"] == 5
