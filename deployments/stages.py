@@ -354,12 +354,14 @@ def _analysis(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure)
         live = Environment.objects.values_list("live_release_id", flat=True).get(pk=environment.pk)
         return live != run.release_id or analysis_promoted(run)
 
-    # Time passes at least as fast as the sleeps asked for: the fakes' sleeps return at once.
-    started, slept = time.monotonic(), [0.0]
+    # Time passes at least as fast as the sleeps asked for (the fakes' sleeps return at
+    # once): what a sleep fell short of is added to the clock.
+    skipped = [0.0]
 
     def sleep(seconds: float) -> None:
+        before = time.monotonic()
         infrastructure.sleep(seconds)
-        slept[0] += seconds
+        skipped[0] += max(0.0, seconds - (time.monotonic() - before))
 
     verdict = analysis_watch(
         proxies=proxies,  # type: ignore[arg-type] - the runtime-API handles answer ``show stat``
@@ -367,7 +369,7 @@ def _analysis(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure)
         health_problem=_slots_health_problem(run, environment, cutover["slot"], infrastructure),
         should_stop=operator_ended,
         sleep=sleep,
-        clock=lambda: max(time.monotonic() - started, slept[0]),
+        clock=lambda: time.monotonic() + skipped[0],
     )
     environment.refresh_from_db()
     if environment.live_release_id != run.release_id:
