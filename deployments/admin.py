@@ -41,10 +41,17 @@ from deployments.pipeline import (
     pipeline_run_abort,
     pipeline_run_create,
     pipeline_run_override,
+    pipeline_run_promote,
     pipeline_run_retry,
 )
 from deployments.reports import rollback_over_budget, run_over_budget, run_report_markdown
-from deployments.rollbacks import releases_blocking_rollback, rollback_start, rollback_target
+from deployments.rollbacks import (
+    releases_blocking_rollback,
+    rollback_banner,
+    rollback_start,
+    rollback_target,
+    rollbacks_automatic_recent,
+)
 from deployments.services import (
     DeploymentError,
     environment_configure,
@@ -267,7 +274,17 @@ class EnvironmentAdmin(admin.ModelAdmin):
         extra = dict(extra_context or {})
         if environment is not None:
             extra["overview"] = selectors.environment_overview(environment=environment)
+            extra["analysing_run"] = _analysing_run(environment)
+            _announce_automatic_rollbacks(
+                request, [r for r in rollbacks_automatic_recent() if r.environment == environment]
+            )
         return super().change_view(request, object_id, form_url, extra)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        _announce_automatic_rollbacks(request, rollbacks_automatic_recent())
+        return super().changelist_view(request, extra_context)
 
     def get_urls(self) -> list:
         wrap = self.admin_site.admin_view
@@ -354,6 +371,26 @@ class EnvironmentAdmin(admin.ModelAdmin):
             button="Break the lock",
             cancel_url=self._page_url(environment),
         )
+
+
+def _announce_automatic_rollbacks(request: HttpRequest, rollbacks: list[Rollback]) -> None:
+    # Shown on the page being rendered (the admin lists messages at its top).
+    for rollback in rollbacks:
+        messages.warning(request, rollback_banner(rollback))
+
+
+def _analysing_run(environment: Environment) -> PipelineRun | None:
+    """The run watching ``environment``'s live release in its analysis window, if any."""
+    return (
+        PipelineRun.objects.filter(
+            status=PipelineRun.Status.RUNNING,
+            environments=environment,
+            stages__kind="analysis",
+            stages__outcome=StageRun.Outcome.RUNNING,
+        )
+        .order_by("-pk")
+        .first()
+    )
 
 
 def _rollback_message(rollback: Rollback) -> tuple[str, int]:
@@ -502,6 +539,9 @@ class PipelineRunAdmin(ReadOnlyAdmin):
         links = [("report.md", "Download report")]
         if obj.status == PipelineRun.Status.PAUSED:
             links += [("retry", "Retry the blocked stage"), ("override", "Override…")]
+        analysing = obj.stages.filter(kind="analysis", outcome=StageRun.Outcome.RUNNING)
+        if obj.status == PipelineRun.Status.RUNNING and analysing.exists():
+            links += [("promote", "Promote now…"), ("rollback", "Roll back now…")]
         if obj.status in PipelineRun.ACTIVE:
             links.append(("abort", "Abort…"))
         base = reverse("admin:deployments_pipelinerun_change", args=[obj.pk]).rsplit("change/")[0]
@@ -516,6 +556,8 @@ class PipelineRunAdmin(ReadOnlyAdmin):
             path("<int:pk>/retry/", wrap(self.retry_view), name="deployments_run_retry"),
             path("<int:pk>/override/", wrap(self.override_view), name="deployments_run_override"),
             path("<int:pk>/abort/", wrap(self.abort_view), name="deployments_run_abort"),
+            path("<int:pk>/promote/", wrap(self.promote_view), name="deployments_run_promote"),
+            path("<int:pk>/rollback/", wrap(self.rollback_view), name="deployments_run_rollback"),
             *super().get_urls(),
         ]
 
@@ -527,6 +569,55 @@ class PipelineRunAdmin(ReadOnlyAdmin):
 
     def _page(self, run: PipelineRun) -> HttpResponseRedirect:
         return HttpResponseRedirect(reverse("admin:deployments_pipelinerun_change", args=[run.pk]))
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        run = self.get_object(request, object_id)
+        if run is not None:
+            _announce_automatic_rollbacks(request, rollbacks_automatic_recent(run=run))
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def promote_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        run = self._run(request, pk, operate=True)
+        form = ConfirmForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                pipeline_run_promote(
+                    run=run, reason=form.cleaned_data["reason"], actor=request.user
+                )
+            except DeploymentError as error:
+                self.message_user(request, str(error), messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"Run #{run.pk}: the analysis window ends at its next look; cleanup follows.",
+                    messages.SUCCESS,
+                )
+            return self._page(run)
+        return _confirm_page(
+            request,
+            self.admin_site,
+            title=f"Promote {run.release} now (end run #{run.pk}'s analysis window)",
+            facts=[
+                ("release", run.release),
+                ("after this", "no automatic rollback; cleanup stops the old slots"),
+            ],
+            form=ConfirmForm(initial={"reason": "promoted"}) if request.method != "POST" else form,
+            button="Promote now",
+            cancel_url=self._page(run).url,
+        )
+
+    def rollback_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """ "Roll back now" is the environment's manual rollback (it ends the window too)."""
+        run = self._run(request, pk, operate=True)
+        cutover = run.context.get("cutover") or {}
+        environment = get_object_or_404(Environment, name=cutover.get("environment", ""))
+        return HttpResponseRedirect(reverse("admin:deployments_rollback", args=[environment.pk]))
 
     def report_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         run = self._run(request, pk, operate=False)

@@ -356,7 +356,9 @@ def pipeline_run_override(
     run.status = PipelineRun.Status.QUEUED
 
 
-def pipeline_run_promote(*, run: PipelineRun, actor: Any = None, actor_name: str = "") -> None:
+def pipeline_run_promote(
+    *, run: PipelineRun, reason: str = "", actor: Any = None, actor_name: str = ""
+) -> None:
     """Ends the running analysis window of ``run`` early: the release is kept (the stage
     reads the flag at its next look, within its interval) and the run goes on to cleanup."""
     with transaction.atomic():
@@ -374,7 +376,13 @@ def pipeline_run_promote(*, run: PipelineRun, actor: Any = None, actor_name: str
         }
         locked.context = {**locked.context, "promoted": promoted}
         PipelineRun.objects.filter(pk=run.pk).update(context=locked.context)
-        audit_record(action="run.promote", obj=run, actor=actor, actor_name=actor_name)
+        audit_record(
+            action="run.promote",
+            obj=run,
+            actor=actor,
+            actor_name=actor_name,
+            details={"reason": reason} if reason else {},
+        )
     run.context = locked.context
 
 

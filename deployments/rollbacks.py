@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -54,6 +55,33 @@ ROLLBACK_TASK = "deployments.tasks.rollback_continue_task"
 def rollback_target(*, environment: Environment) -> Release | None:
     """The release that served ``environment`` before the live one."""
     return previous_release(environment=environment)
+
+
+# How long an automatic rollback is announced on the operators' pages.
+AUTOMATIC_ROLLBACK_NOTICE = timedelta(hours=24)
+
+
+def rollbacks_automatic_recent(*, run: Any = None) -> list[Rollback]:
+    """Automatic rollbacks of the last ``AUTOMATIC_ROLLBACK_NOTICE`` (of ``run`` only, when
+    given, then at any age), newest first."""
+    found = Rollback.objects.filter(trigger=Rollback.Trigger.AUTOMATIC).select_related(
+        "from_release", "environment"
+    )
+    if run is not None:
+        found = found.filter(run=run)
+    else:
+        found = found.filter(started_at__gte=timezone.now() - AUTOMATIC_ROLLBACK_NOTICE)
+    return list(found.order_by("-started_at", "-id"))
+
+
+def rollback_banner(rollback: Rollback) -> str:
+    """ "Automatic rollback of r7 at 10:12 UTC: 5xx 31 % > 5 % over 60 s"."""
+    reason = rollback.reason.removeprefix("automatic: ")
+    at = rollback.started_at.astimezone(UTC).strftime("%H:%M UTC")
+    text = f"Automatic rollback of {rollback.from_release.label} at {at}: {reason}"
+    if rollback.status != Rollback.Status.SUCCEEDED:
+        text += f" (the rollback {rollback.status}: {rollback.error or 'see Rollbacks'})"
+    return text
 
 
 def releases_blocking_rollback(*, from_release: Release, to_release: Release) -> list[Release]:
