@@ -346,6 +346,9 @@ def _analysis(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure)
     cutover = run.context.get("cutover")
     if not cutover:
         return StageResult(True, "nothing to analyse: this run moved no traffic")
+    if not cutover.get("previous_release"):
+        # A first release has nothing to go back to: no window to wait out.
+        return StageResult(True, "nothing to analyse against: no earlier release served")
     environment = Environment.objects.get(name=cutover["environment"])
     thresholds = analysis_thresholds(stage.params)
     proxies = [proxy for _, proxy in infrastructure.environment_proxies(environment)]
@@ -401,9 +404,7 @@ def _rollback_automatically(
         actor_name="pipeline",
         details={"environment": environment.name, "reason": reason},
     )
-    previous = Release.objects.filter(pk=cutover.get("previous_release")).first()
-    if previous is None:
-        return StageResult(False, f"{reason}; nothing served before this release to go back to")
+    previous = Release.objects.get(pk=cutover["previous_release"])
     try:
         rollback = rollback_start(
             environment=environment,

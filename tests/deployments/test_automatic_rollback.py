@@ -198,3 +198,14 @@ def test_cleanup_refuses_while_the_analysis_window_is_open(infra: FakeInfrastruc
         "the analysis window is still open; nothing stopped",
     )
     assert infra.stops == []
+
+
+def test_a_first_release_has_no_window_to_wait_out(infra: FakeInfrastructure, settings) -> None:
+    settings.SWEDIFY_PIPELINE_OVERRIDES = {**FAST_PIPELINE, "analysis": {"params": WINDOW}}
+    run = deploy("a" * 40)
+
+    assert run.status == PipelineRun.Status.SUCCEEDED, run.error
+    assert run.stages.get(key="analysis").summary == (
+        "nothing to analyse against: no earlier release served"
+    )
+    assert analysis_sleeps(infra) == []
