@@ -241,6 +241,18 @@ class PipelineRun(models.Model):
             return (self.finished_at - self.started_at).total_seconds()
         return None
 
+    @property
+    def deploy_seconds(self) -> float | None:
+        """The duration without the analysis window: the time a deploy takes to put the
+        release in front of traffic and clean up (what the deploy-time budget is about)."""
+        total = self.duration_seconds
+        if total is None:
+            return None
+        watched = sum(
+            stage.duration_seconds or 0.0 for stage in self.stages.filter(kind="analysis")
+        )
+        return max(0.0, total - watched)
+
 
 class FailureAction(models.TextChoices):
     BLOCK = "block"

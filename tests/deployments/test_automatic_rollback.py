@@ -209,3 +209,24 @@ def test_a_first_release_has_no_window_to_wait_out(infra: FakeInfrastructure, se
         "nothing to analyse against: no earlier release served"
     )
     assert analysis_sleeps(infra) == []
+
+
+def test_the_deploy_time_leaves_out_the_analysis_window(
+    infra: FakeInfrastructure, two_proxies: list[FakeProxy]
+) -> None:
+    from datetime import timedelta
+
+    from deployments.models import StageRun
+
+    run = deploy("b" * 40)
+    analysis = run.stages.get(key="analysis")
+    StageRun.objects.filter(pk=analysis.pk).update(
+        finished_at=analysis.started_at + timedelta(seconds=300)
+    )
+    PipelineRun.objects.filter(pk=run.pk).update(
+        finished_at=run.started_at + timedelta(seconds=330)
+    )
+    run.refresh_from_db()
+
+    assert run.duration_seconds == 330
+    assert run.deploy_seconds == 30
