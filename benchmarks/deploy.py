@@ -11,7 +11,12 @@ database or Redis), a full pipeline run (``deployments.pipeline``) of HEAD as th
 of production, with the project's own suite as the quality gate, timed by stage while paced
 keep-alive load runs through production's HAProxy and counts failed requests.
 
-Options: ``--rounds N`` (switch pairs timed, default 5); ``--no-pipeline`` (skip the full run).
+Then the same deploy across machines (``benchmarks.deploy_hosts``: three app hosts with their
+own agents and two proxies on loopback addresses), printed as a table beside today's
+single-host figures of this run.
+
+Options: ``--rounds N`` (switch pairs timed, default 5); ``--no-pipeline`` (skip the full run);
+``--no-hosts`` (skip the run across machines).
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks deploy")
     parser.add_argument("--rounds", type=int, default=5, help="switch pairs to time")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the full pipeline run")
+    parser.add_argument("--no-hosts", action="store_true", help="skip the run across machines")
     parser.add_argument("--pipeline-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.pipeline_only:
@@ -198,8 +204,35 @@ def main(argv: list[str]) -> int:
         "the baseline harness saw the naive restart fail": naive_result.failed > 0,
     }
     ok = _print_checks(checks)
+    pipeline: dict = {}
     if not args.no_pipeline:
-        ok = _pipeline_in_child() and ok
+        passed, pipeline = _pipeline_in_child()
+        ok = passed and ok
+    if not args.no_hosts:
+        from benchmarks import deploy_hosts
+
+        def failed(result: object) -> str:
+            return f"{result.non_2xx} / {result.transport_errors} of {result.requests}"
+
+        full = "not run (--no-pipeline)"
+        if pipeline:
+            full = (
+                f"pipeline {_ms(pipeline['total'])} (with quality + security gates), "
+                f"failed {pipeline['non_2xx']} / {pipeline['transport']} of "
+                f"{pipeline['requests']}, switch {_ms(cutover)}"
+            )
+        single = {
+            "full deploy": full,
+            "host killed while serving": (
+                f"one host, no second to serve: naive restart in place {_ms(naive_seconds)}, "
+                f"failed {failed(naive_result)}"
+            ),
+            "manual rollback": f"switch-back {_ms(rollback)}, failed {failed(rollback_result)}",
+            "automatic rollback (bad release)": "none (no automatic rollback on one host)",
+        }
+        print("== deploy across machines (child process, throwaway data dirs)", flush=True)
+        hosts = deploy_hosts.run_in_child(repository=Path(settings.BASE_DIR))
+        ok = deploy_hosts.print_table(hosts, single) and ok
     return 0 if ok else 1
 
 
@@ -225,8 +258,10 @@ PIPELINE_LOAD_MAX_SECONDS = 15 * 60
 PIPELINE_CHILD_TIMEOUT = 20 * 60
 
 
-def _pipeline_in_child() -> bool:
-    """Runs the full pipeline in a child process against a throwaway data dir and database."""
+def _pipeline_in_child() -> tuple[bool, dict]:
+    """Runs the full pipeline in a child process against a throwaway data dir and database;
+    returns whether its checks held and its figures (empty when it broke)."""
+    import json
     import tempfile
 
     from django.conf import settings
@@ -243,6 +278,7 @@ def _pipeline_in_child() -> bool:
         SWEDIFY_DATA_DIR=data_dir,
         DATABASE_URL=f"sqlite:///{data_dir}/bench.sqlite3",
         DJANGO_SETTINGS_MODULE="swedify.settings",
+        SWEDIFY_BENCH_RESULT=f"{data_dir}/result.json",
     )
     try:
         child = subprocess.run(
@@ -254,12 +290,27 @@ def _pipeline_in_child() -> bool:
         )
     except subprocess.TimeoutExpired:
         print(f"  [MISSED] the pipeline run did not end within {PIPELINE_CHILD_TIMEOUT} s")
-        return False
+        return False, {}
+    else:
+        result = Path(data_dir) / "result.json"
+        figures = json.loads(result.read_text()) if result.exists() else {}
     finally:
         import shutil
 
         shutil.rmtree(data_dir, ignore_errors=True)
-    return child.returncode == 0
+    return child.returncode == 0, figures
+
+
+def _has_analysis_stage() -> bool:
+    from deployments import pipeline
+
+    return any(stage.key == "analysis" for stage in pipeline.PIPELINE)
+
+
+def _analysis_override() -> dict:
+    from benchmarks.deploy_hosts import ANALYSIS
+
+    return ANALYSIS
 
 
 def _pipeline_main() -> int:
@@ -303,18 +354,21 @@ def _pipeline_main() -> int:
             "quality": {"enabled": False},
             "security": {"enabled": False},
             "cleanup": {"enabled": False},
+            **(_analysis_override() if _has_analysis_stage() else {}),
         }
         first = release_create(git_sha=sha, notes="benchmark bootstrap", actor_name="benchmark")
         bootstrap = pipeline_run_execute(
-            run_id=pipeline_run_create(release=first, actor_name="benchmark").pk,
+            run_id=pipeline_run_create(release=first, actor_name="benchmark", queue=False).pk,
             infrastructure=infrastructure,
         )
         if bootstrap is None or bootstrap.status != "succeeded":
             print(f"  [MISSED] bootstrap run of r1: {getattr(bootstrap, 'error', '?')}")
             return 1
-        settings.SWEDIFY_PIPELINE_OVERRIDES = {}
+        # The analysis window (5 min by default) would dominate the run: a short one, as
+        # across machines.
+        settings.SWEDIFY_PIPELINE_OVERRIDES = _analysis_override() if _has_analysis_stage() else {}
         second = release_create(git_sha=sha, notes="benchmark", actor_name="benchmark")
-        run = pipeline_run_create(release=second, actor_name="benchmark")
+        run = pipeline_run_create(release=second, actor_name="benchmark", queue=False)
         load = LoadGenerator(
             f"http://127.0.0.1:{listen['production']}",
             threads=2,
@@ -346,6 +400,20 @@ def _pipeline_main() -> int:
         ),
     ]
     _print_rows(rows)
+    if os.environ.get("SWEDIFY_BENCH_RESULT"):
+        import json
+
+        Path(os.environ["SWEDIFY_BENCH_RESULT"]).write_text(
+            json.dumps(
+                {
+                    "total": total,
+                    "status": run.status,
+                    "requests": load.result.requests,
+                    "non_2xx": load.result.non_2xx,
+                    "transport": load.result.transport_errors,
+                }
+            )
+        )
     for stage in run.stages.filter(outcome="failed"):
         print(f"  -- {stage.name} failed; the end of its log:")
         print("\n".join(f"     {line}" for line in stage.log.splitlines()[-PIPELINE_LOG_LINES:]))

@@ -146,6 +146,103 @@ def run_in_child(*, repository: Path) -> dict[str, Any]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+DEPLOY_TARGET_SECONDS = 5 * 60
+ROLLBACK_TARGET_SECONDS = 60.0
+
+
+def _took(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def _failed(step: dict[str, Any]) -> str:
+    return f"{step['non_2xx']} / {step['transport_errors']} of {step['requests']}"
+
+
+def _verdict(step: dict[str, Any]) -> tuple[str, bool]:
+    """The step's target and whether it held."""
+    name = step["name"]
+    if not step["available"]:
+        return "rollback < 1 min", True
+    if name == "full deploy":
+        held = (
+            step["status"] == "succeeded"
+            and (step["total_seconds"] or 1e9) < DEPLOY_TARGET_SECONDS
+            and step["non_2xx"] + step["transport_errors"] == 0
+        )
+        return "deploy < 5 min, 0 failed", held
+    if name == "host killed while serving":
+        # Only an answer cut off mid-write cannot be retried: at most one per connection.
+        cut_off = LOAD_THREADS * len(PROXY_ADDRESSES)
+        held = step["non_2xx"] == 0 and step["transport_errors"] <= cut_off
+        held = held and step["status"] == "taken out"
+        return f"0 non-2xx, <= {cut_off} cut off", held
+    if name == "manual rollback":
+        held = (step["total_seconds"] or 1e9) < ROLLBACK_TARGET_SECONDS
+        held = held and step["non_2xx"] + step["transport_errors"] == 0
+        return "rollback < 1 min, 0 failed", held
+    held = step["bad_to_old_seconds"] is not None
+    held = held and step["bad_to_old_seconds"] < ROLLBACK_TARGET_SECONDS
+    return "rollback < 1 min", held
+
+
+def print_table(result: dict[str, Any], single: dict[str, str]) -> bool:
+    """Prints one row per step beside today's single-host figure (``single``, by step name);
+    returns whether every target held."""
+    print(
+        f"== across machines: hosts {', '.join(HOSTS)} (an agent each), proxies "
+        f"{', '.join(PROXY_ADDRESSES)}; failed = non-2xx / transport errors",
+        flush=True,
+    )
+    header = (
+        "step", "failed", "switch all proxies", "bad -> old", "total", "target", "",
+        "single host today",
+    )  # fmt: skip
+    rows = [header]
+    ok = True
+    for step in result.get("steps", []):
+        target, held = _verdict(step)
+        ok = ok and held
+        if not step["available"]:
+            rows.append((step["name"], step["note"], "", "", "", target, "-",
+                         single.get(step["name"], "")))  # fmt: skip
+            continue
+        total = _took(step["total_seconds"])
+        if step["name"] == "host killed while serving":
+            total = f"out after {_took(step['extra'].get('taken_out_seconds'))}"
+        elif step["extra"].get("deploy_seconds") is not None:
+            total += f" ({_took(step['extra']['deploy_seconds'])} w/o analysis)"
+        rows.append(
+            (
+                step["name"],
+                _failed(step),
+                _took(step["switch_seconds"]),
+                _took(step["bad_to_old_seconds"]),
+                total,
+                target,
+                "PASS" if held else "FAIL",
+                single.get(step["name"], ""),
+            )
+        )
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  " + "  ".join(f"{cell!s:<{widths[i]}}" for i, cell in enumerate(row)).rstrip())
+    for step in result.get("steps", []):
+        if step["extra"].get("analysis"):
+            print(f"  analysis: {'; '.join(step['extra']['analysis'])}")
+        if step["extra"].get("stages"):
+            stages = ", ".join(f"{k} {_took(v)}" for k, v in step["extra"]["stages"].items() if v)
+            print(f"  full deploy stages: {stages}")
+    if "error" in result:
+        print(f"  [MISSED] the run across machines broke: {result['error']}")
+        ok = False
+    elif len(result.get("steps", [])) < 4:
+        ok = False
+    print(f"  whole run across machines: {_took(result.get('seconds'))}", flush=True)
+    return ok
+
+
 # --- Child side -----------------------------------------------------------------------------
 
 
@@ -475,6 +572,8 @@ def child_main(out: Path) -> int:
         count(step, generators)
         step.total_seconds, step.status = seconds, run.status
         step.switch_seconds = switch_seconds_of(run)
+        # Without the analysis window (PipelineRun.deploy_seconds where the model has it).
+        step.extra["deploy_seconds"] = getattr(run, "deploy_seconds", None)
         step.extra["stages"] = {s.name: s.duration_seconds for s in run.stages.order_by("position")}
         steps.append(step)
         if run.status != "succeeded":
