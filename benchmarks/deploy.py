@@ -208,26 +208,40 @@ def main(argv: list[str]) -> int:
     if not args.no_pipeline:
         passed, pipeline = _pipeline_in_child()
         ok = passed and ok
+    same_stages: dict = {}
+    if not args.no_hosts:
+        # Like for like with the run across machines: the same stages on one host.
+        passed, same_stages = _pipeline_in_child(gates=False)
+        ok = passed and ok
     if not args.no_hosts:
         from benchmarks import deploy_hosts
 
         def failed(result: object) -> str:
             return f"{result.non_2xx} / {result.transport_errors} of {result.requests}"
 
-        full = "not run (--no-pipeline)"
-        if pipeline:
-            full = (
-                f"pipeline {_ms(pipeline['total'])} (with quality + security gates), "
-                f"failed {pipeline['non_2xx']} / {pipeline['transport']} of "
-                f"{pipeline['requests']}, switch {_ms(cutover)}"
+        def pipeline_figures(figures: dict) -> str:
+            if not figures:
+                return "broke (see above)"
+            without = figures.get("deploy_seconds")
+            return (
+                f"{figures['status']} in {_ms(figures['total'])}"
+                + (f" ({_ms(without)} w/o analysis)" if without is not None else "")
+                + f", failed {figures['non_2xx']} / {figures['transport']} of "
+                f"{figures['requests']}"
             )
+
+        full = f"same stages: {pipeline_figures(same_stages)}, switch_to {_ms(cutover)}"
+        if pipeline:
+            full += f"; with quality + security gates: {pipeline_figures(pipeline)}"
         single = {
             "full deploy": full,
             "host killed while serving": (
                 f"one host, no second to serve: naive restart in place {_ms(naive_seconds)}, "
                 f"failed {failed(naive_result)}"
             ),
-            "manual rollback": f"switch-back {_ms(rollback)}, failed {failed(rollback_result)}",
+            "manual rollback": (
+                f"switch_to back {_ms(rollback)}, failed {failed(rollback_result)}"
+            ),
             "automatic rollback (bad release)": "none (no automatic rollback on one host)",
         }
         print("== deploy across machines (child process, throwaway data dirs)", flush=True)
@@ -258,15 +272,18 @@ PIPELINE_LOAD_MAX_SECONDS = 15 * 60
 PIPELINE_CHILD_TIMEOUT = 20 * 60
 
 
-def _pipeline_in_child() -> tuple[bool, dict]:
+def _pipeline_in_child(*, gates: bool = True) -> tuple[bool, dict]:
     """Runs the full pipeline in a child process against a throwaway data dir and database;
-    returns whether its checks held and its figures (empty when it broke)."""
+    returns whether its checks held and its figures (empty when it broke). Without ``gates``
+    the quality, security and cleanup stages are off: the stages the run across machines has
+    (its old slots stay warm for the manual rollback)."""
     import json
     import tempfile
 
     from django.conf import settings
 
-    print("== full pipeline run (child process, throwaway data dir and database)", flush=True)
+    what = "full pipeline run" if gates else "pipeline run without gates and cleanup"
+    print(f"== {what} (child process, throwaway data dir and database)", flush=True)
     # Short: HAProxy's admin socket path must fit AF_UNIX's 108 bytes.
     data_dir = tempfile.mkdtemp(prefix="swedify-bench-")
     env = {
@@ -279,6 +296,7 @@ def _pipeline_in_child() -> tuple[bool, dict]:
         DATABASE_URL=f"sqlite:///{data_dir}/bench.sqlite3",
         DJANGO_SETTINGS_MODULE="swedify.settings",
         SWEDIFY_BENCH_RESULT=f"{data_dir}/result.json",
+        SWEDIFY_BENCH_GATES="on" if gates else "off",
     )
     try:
         child = subprocess.run(
@@ -366,7 +384,18 @@ def _pipeline_main() -> int:
             return 1
         # The analysis window (5 min by default) would dominate the run: a short one, as
         # across machines.
-        settings.SWEDIFY_PIPELINE_OVERRIDES = _analysis_override() if _has_analysis_stage() else {}
+        settings.SWEDIFY_PIPELINE_OVERRIDES = {
+            **(_analysis_override() if _has_analysis_stage() else {}),
+            **(
+                {}
+                if os.environ.get("SWEDIFY_BENCH_GATES") != "off"
+                else {
+                    "quality": {"enabled": False},
+                    "security": {"enabled": False},
+                    "cleanup": {"enabled": False},
+                }
+            ),
+        }
         second = release_create(git_sha=sha, notes="benchmark", actor_name="benchmark")
         run = pipeline_run_create(release=second, actor_name="benchmark", queue=False)
         load = LoadGenerator(
@@ -408,6 +437,7 @@ def _pipeline_main() -> int:
                 {
                     "total": total,
                     "status": run.status,
+                    "deploy_seconds": getattr(run, "deploy_seconds", None),
                     "requests": load.result.requests,
                     "non_2xx": load.result.non_2xx,
                     "transport": load.result.transport_errors,
