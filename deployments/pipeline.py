@@ -1,6 +1,6 @@
 """The deploy pipeline: stage definitions as data and the runner that executes them.
 
-``PIPELINE`` is the seed's table (quality checks → security scan → staging deploy → staging
+``PIPELINE`` is the designed order (quality checks → security scan → staging deploy → staging
 health → production deploy → production health → cutover → cleanup) with the analysis after
 the cutover (a window watching the new release, which switches back automatically when it
 crosses a threshold; ``pipeline_run_promote`` ends it early); each stage's failure
@@ -59,7 +59,7 @@ from deployments.stages import HANDLERS, LOG_LIMIT, StageResult
 
 logger = logging.getLogger(__name__)
 
-# The seed's deploy-time SLA: a slower run is flagged in the report and the admin.
+# The deploy-time SLA: a slower run is flagged in the report and the admin.
 RUN_BUDGET_SECONDS = 5 * 60
 # The worker task that executes a queued run (queued by name: the tasks module imports this).
 PIPELINE_TASK = "deployments.tasks.pipeline_run_task"

@@ -8,7 +8,9 @@ from deployments.services import ROLLBACK_BUDGET
 
 
 def run_over_budget(run: PipelineRun) -> bool:
-    duration = run.duration_seconds
+    # The budget is about putting a release in front of traffic: the analysis window that
+    # watches it afterwards (five minutes by default) is not deploy time.
+    duration = run.deploy_seconds
     return duration is not None and duration > RUN_BUDGET_SECONDS
 
 

@@ -35,7 +35,7 @@ from deployments.proxy import ProxyError, proxy_admin_socket, tcp_admin_address
 
 logger = logging.getLogger(__name__)
 
-# The seed's SLA: a rollback that takes longer is flagged in the admin and the report.
+# The rollback SLA: a rollback that takes longer is flagged in the admin and the report.
 ROLLBACK_BUDGET = timedelta(minutes=1)
 # A lock older than this may be broken by an operator (with a reason); a younger one only by
 # finishing or aborting its run.

@@ -45,6 +45,20 @@ def test_a_run_over_five_minutes_is_flagged(run: PipelineRun) -> None:
     assert "**FLAG: the run took longer than 5 minutes.**" in run_report_markdown(run)
 
 
+def test_the_analysis_window_is_not_deploy_time(run: PipelineRun) -> None:
+    """Five minutes of watching the new release after its cutover do not flag the run."""
+    PipelineRun.objects.filter(pk=run.pk).update(finished_at=run.started_at + timedelta(minutes=6))
+    analysis = run.stages.get(key="analysis")
+    type(analysis).objects.filter(pk=analysis.pk).update(
+        started_at=run.started_at + timedelta(seconds=30),
+        finished_at=run.started_at + timedelta(minutes=5, seconds=30),
+    )
+    run.refresh_from_db()
+
+    assert run.deploy_seconds == 60
+    assert not run_over_budget(run)
+
+
 def test_a_rollback_over_one_minute_is_flagged(run: PipelineRun) -> None:
     rollback = Rollback.objects.create(
         environment=run.environments.get(name="production"),
