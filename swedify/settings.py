@@ -385,8 +385,27 @@ LOGGING = {
 # --- Deployments ----------------------------------------------------------------------------
 # Read by deployments/; tests override them with pytest-django's ``settings`` fixture.
 
-# Stage key → field values that adjust deployments.pipeline.PIPELINE (``params`` merged).
-SWEDIFY_PIPELINE_OVERRIDES: dict[str, dict] = {}
+
+# Stage key → field values that adjust deployments.pipeline.PIPELINE (``params`` merged), as
+# a JSON object in the environment, e.g. {"analysis": {"params": {"window_seconds": 120}}}.
+def _pipeline_overrides() -> dict[str, dict]:
+    import json
+
+    raw = env_str("SWEDIFY_PIPELINE_OVERRIDES")
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"SWEDIFY_PIPELINE_OVERRIDES is not JSON: {error}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ImproperlyConfigured(
+            "SWEDIFY_PIPELINE_OVERRIDES must be a JSON object of stage key → object of fields"
+        )
+    return value
+
+
+SWEDIFY_PIPELINE_OVERRIDES: dict[str, dict] = _pipeline_overrides()
 # A slot answering "degraded" (e.g. Redis down) passes the deploy health gate.
 SWEDIFY_HEALTH_GATE_ACCEPTS_DEGRADED = True
 # A rollback that has to start the old release again gives it this many health tries.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -70,6 +71,34 @@ def test_it_names_a_redis_url_with_a_wrong_scheme() -> None:
 def test_it_names_a_debug_value_that_is_not_a_boolean() -> None:
     result = run_python(["manage.py", "check"], DEBUG="maybe")
     assert_one_clear_line(result, "DEBUG must be true or false")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("{not json", "SWEDIFY_PIPELINE_OVERRIDES is not JSON"),
+        ('{"analysis": 120}', "SWEDIFY_PIPELINE_OVERRIDES must be a JSON object"),
+    ],
+)
+def test_it_names_pipeline_overrides_that_are_not_a_json_object(value, message) -> None:
+    result = run_python(["manage.py", "check"], SWEDIFY_PIPELINE_OVERRIDES=value)
+    assert_one_clear_line(result, message)
+
+
+def test_pipeline_overrides_come_from_the_environment_as_json() -> None:
+    script = (
+        "import django, json; django.setup(); from deployments.pipeline import "
+        "pipeline_definition; print(json.dumps({s.key: s.params for s in pipeline_definition()}"
+        "['analysis']))"
+    )
+    overrides = '{"analysis": {"params": {"window_seconds": 120}}}'
+    result = run_python(
+        ["-c", script],
+        DJANGO_SETTINGS_MODULE="swedify.settings",
+        SWEDIFY_PIPELINE_OVERRIDES=overrides,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["window_seconds"] == 120
 
 
 def test_preflight_names_an_unreachable_redis_at_start_up(tmp_path: Path) -> None:
