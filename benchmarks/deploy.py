@@ -239,11 +239,16 @@ def main(argv: list[str]) -> int:
                 f"one host, no second to serve: naive restart in place {_ms(naive_seconds)}, "
                 f"failed {failed(naive_result)}"
             ),
-            "manual rollback": (
-                f"switch_to back {_ms(rollback)}, failed {failed(rollback_result)}"
-            ),
+            "manual rollback": f"switch_to back {_ms(rollback)}, failed {failed(rollback_result)}",
             "automatic rollback (bad release)": "none (no automatic rollback on one host)",
         }
+        undo = same_stages.get("rollback") or {}
+        if undo:
+            single["manual rollback"] = (
+                f"rollback_start {undo['status']} in {_ms(undo['seconds'])}, failed "
+                f"{undo['non_2xx']} / {undo['transport']} of {undo['requests']}; "
+                + single["manual rollback"]
+            )
         print("== deploy across machines (child process, throwaway data dirs)", flush=True)
         hosts = deploy_hosts.run_in_child(repository=Path(settings.BASE_DIR))
         ok = deploy_hosts.print_table(hosts, single) and ok
@@ -409,6 +414,38 @@ def _pipeline_main() -> int:
         with load, use_infrastructure(infrastructure):
             run = pipeline_run_execute(run_id=run.pk, infrastructure=infrastructure)
         total = time.perf_counter() - started
+        rollback_figures: dict = {}
+        if os.environ.get("SWEDIFY_BENCH_GATES") == "off" and run.status == "succeeded":
+            # The manual rollback as across machines (``rollback_start``), old slot warm.
+            from deployments.models import Environment
+            from deployments.rollbacks import rollback_start
+
+            rollback_load = LoadGenerator(
+                f"http://127.0.0.1:{listen['production']}",
+                threads=2,
+                pause=PIPELINE_LOAD_PAUSE,
+                max_seconds=60,
+                max_requests=10**6,
+            )
+            with rollback_load, use_infrastructure(infrastructure):
+                rollback_load.wait_for(second.label, responses=50, timeout=20)
+                began = time.perf_counter()
+                rollback = rollback_start(
+                    environment=Environment.objects.get(name="production"),
+                    reason="benchmark: manual rollback",
+                    actor_name="benchmark",
+                    infrastructure=infrastructure,
+                )
+                rollback_figures = {
+                    "seconds": time.perf_counter() - began,
+                    "status": f"{rollback.mode} {rollback.status}",
+                }
+                rollback_load.wait_for(first.label, responses=50, timeout=20)
+            rollback_figures.update(
+                requests=rollback_load.result.requests,
+                non_2xx=rollback_load.result.non_2xx,
+                transport=rollback_load.result.transport_errors,
+            )
     finally:
         for name in names:
             proxy_stop(environment=name, graceful=False)
@@ -438,6 +475,7 @@ def _pipeline_main() -> int:
                     "total": total,
                     "status": run.status,
                     "deploy_seconds": getattr(run, "deploy_seconds", None),
+                    "rollback": rollback_figures,
                     "requests": load.result.requests,
                     "non_2xx": load.result.non_2xx,
                     "transport": load.result.transport_errors,
