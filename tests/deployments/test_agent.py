@@ -6,6 +6,7 @@ reuse a virtualenv, and start, probe and stop slots that listen on their own add
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -154,13 +155,12 @@ def git_sha(revision: str) -> str:
     ).stdout.strip()
 
 
-# Other commits land while the suite runs: every test deploys the commit that was HEAD when
-# this module was imported.
-DEPLOYED = git_sha("HEAD")
-
-
+@functools.cache
 def head_sha() -> str:
-    return DEPLOYED
+    """Other commits land while the suite runs: every test deploys the commit that was HEAD
+    when the first one asked. Asked lazily, never at import: the pipeline's quality gate
+    collects this module inside a release export, which is no git repository."""
+    return git_sha("HEAD")
 
 
 def release_offer_token_of_another_commit() -> str:
@@ -316,7 +316,7 @@ def test_an_agent_refuses_a_bad_token_and_an_archive_with_another_checksum(
 ) -> None:
     host, environment = HOSTS[0], new_environment()
     # A commit no test starts, so that the agent has to download it.
-    never_started = git_sha(f"{DEPLOYED}~1")
+    never_started = git_sha(f"{head_sha()}~1")
     offer = release_offer(git_sha=never_started, control_url=live_server.url)
 
     def start_with(bad_offer: Any) -> dict[str, Any]:
