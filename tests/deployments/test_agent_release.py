@@ -56,6 +56,8 @@ def test_a_release_token_depends_on_the_secret_key(settings) -> None:
     assert not release_token_valid(git_sha="a" * 40, token=token)
 
 
+# Archives this repository's HEAD: needs the git checkout, which a release export is not.
+@pytest.mark.integration
 def test_the_archive_is_served_with_its_token_and_hashes_to_the_offered_checksum() -> None:
     offer = release_offer(git_sha=head_sha(), control_url="http://control.example:8000")
     assert offer.url == f"http://control.example:8000{archive_url(offer.git_sha)}"
@@ -67,6 +69,8 @@ def test_the_archive_is_served_with_its_token_and_hashes_to_the_offered_checksum
         assert "swedify/wsgi.py" in tar.getnames()
 
 
+# Archives this repository's HEAD: needs the git checkout, which a release export is not.
+@pytest.mark.integration
 def test_a_missing_or_wrong_token_is_refused_before_any_work(monkeypatch) -> None:
     built: list[str] = []
 
@@ -105,6 +109,8 @@ def test_a_valid_token_for_a_commit_that_does_not_exist_is_not_found() -> None:
     assert response.status_code == 404
 
 
+# Archives this repository's HEAD: needs the git checkout, which a release export is not.
+@pytest.mark.integration
 def test_the_archive_is_read_only_through_get() -> None:
     sha = head_sha()
     header = f"Bearer {release_token(git_sha=sha)}"
