@@ -109,6 +109,11 @@ class FakeInfrastructure:
         found += self.more_proxies.get(environment.name, [])
         if len(found) == 1:  # the single-host default: no row behind it
             return [(ProxyRef(environment.name, "127.0.0.1", 1, "fake", None), found[0])]
+        # The environment's proxy rows, when it has as many, in id order: their real ids (on
+        # PostgreSQL ids do not restart at 1 for each test).
+        rows = sorted((r for r in environment.proxy_refs() if r.pk is not None), key=lambda r: r.pk)
+        if len(rows) == len(found):
+            return list(zip(rows, found, strict=True))
         return [
             (ProxyRef(f"{environment.name}-{i}", "127.0.0.1", 1, f"fake-{i}", i), proxy)
             for i, proxy in enumerate(found, start=1)
