@@ -16,6 +16,13 @@ from django.db.models import Q
 from genres.jobs import ClaimedJob
 
 
+class JobOrigin(models.TextChoices):
+    """Who asked for a job: a listener (interactive) or auto-sync (background priority)."""
+
+    LISTENER = "listener"
+    SYNC = "sync"
+
+
 class SpotifyAccount(models.Model):
     """A listener's link to Spotify. Tokens live only here, the refresh token encrypted."""
 
@@ -79,6 +86,8 @@ class Scan(ClaimedJob):
     error = models.JSONField(null=True, blank=True)
     # A paused scan (Spotify's quota) may be claimed again from then on.
     resume_at = models.DateTimeField(null=True, blank=True)
+    # Sync work runs at background priority under the shared Spotify budget.
+    origin = models.CharField(max_length=16, choices=JobOrigin.choices, default=JobOrigin.LISTENER)
 
     class Meta:
         ordering = ["-created_at"]
@@ -210,6 +219,8 @@ class PlaylistJob(ClaimedJob):
     # Contract "results": one entry per genre, updated as the job goes.
     results = models.JSONField(default=list)
     error = models.JSONField(null=True, blank=True)
+    # Sync work runs at background priority under the shared Spotify budget.
+    origin = models.CharField(max_length=16, choices=JobOrigin.choices, default=JobOrigin.LISTENER)
 
     class Meta:
         ordering = ["-created_at"]
@@ -263,3 +274,55 @@ class SpotifyCallBucket(models.Model):
         # The admin index links this model's changelist, which is the rate-limit page.
         verbose_name = "Spotify calls (last hour)"
         verbose_name_plural = "Spotify calls (last hour)"
+
+
+class SyncSchedule(models.Model):
+    """A listener's auto-sync: whether it is on, how often, and what the last run did.
+
+    ``next_run_at`` is when the beat may start the next run (jittered so listeners who turned
+    it on together do not all sync in the same minute); ``running_since`` marks a run in
+    progress so a second trigger answers with it instead of starting another.
+    """
+
+    class Stopped(models.TextChoices):
+        NONE = ""
+        REAUTH = "reauth"  # Spotify answered invalid_grant: the listener must sign in again
+        DISCONNECTED = "disconnected"  # the listener disconnected Spotify
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sync_schedule"
+    )
+    enabled = models.BooleanField(default=False)
+    interval_hours = models.PositiveSmallIntegerField(default=6)
+    remove_unliked = models.BooleanField(default=False)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    # The contract's lastResult: {"status", "tracksAdded", "tracksRemoved",
+    # "playlistsUpdated", "error"}.
+    last_result = models.JSONField(null=True, blank=True)
+    # Why auto-sync turned itself off (shown on the home page); empty while it is not stopped.
+    stopped_reason = models.CharField(
+        max_length=16, choices=Stopped.choices, default=Stopped.NONE, blank=True
+    )
+    running_since = models.DateTimeField(null=True, blank=True)
+    # The run in progress: its incremental scan, then the playlist job that adds new likes.
+    scan = models.ForeignKey(
+        Scan, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    playlist_job = models.ForeignKey(
+        PlaylistJob, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # What the last run left in each genre playlist: {genre: {"playlistId", "tracks"}}. Only
+    # tracks of a scan that are not in here are new, so a run that finds nothing new makes no
+    # playlist calls; tracks in here that are no longer liked are the ones removeUnliked takes.
+    baseline = models.JSONField(default=dict, blank=True)
+    # Counted for the admin's sync health: consecutive failed runs.
+    failures = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["enabled", "next_run_at"])]
+
+    def __str__(self) -> str:
+        return f"sync for {self.user_id} ({'on' if self.enabled else 'off'})"
