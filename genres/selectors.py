@@ -6,21 +6,26 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from genres.models import Scan, ScanResult, SpotifyAccount
+from genres.progress import budget_rate, scan_progress
 
 User = AbstractBaseUser | AnonymousUser
 
 # A scan's steps in words, for the pages and (as "stepLabel") for the script that polls a scan.
+# Marked for translation here, translated where they are used (step_label), so each request
+# gets its listener's language and the table stays plain text.
 STEP_LABELS: dict[str, str] = {
-    Scan.Step.FETCHING_PROFILE: "Checking your Spotify account",
-    Scan.Step.FETCHING_TRACKS: "Reading your songs",
-    Scan.Step.FETCHING_ARTISTS: "Looking up the artists' genres",
-    Scan.Step.AGGREGATING: "Sorting songs into genres",
-    Scan.Step.DONE: "Done",
+    Scan.Step.FETCHING_PROFILE: gettext_noop("Checking your Spotify account"),
+    Scan.Step.FETCHING_TRACKS: gettext_noop("Reading your songs"),
+    Scan.Step.FETCHING_ARTISTS: gettext_noop("Looking up the artists' genres"),
+    Scan.Step.AGGREGATING: gettext_noop("Sorting songs into genres"),
+    Scan.Step.DONE: gettext_noop("Done"),
 }
 # While a scan reads its pages it already looks up their artists (genres.scan_runner).
-READING_AND_LOOKING_UP = "Reading your songs and looking up their artists"
+READING_AND_LOOKING_UP = gettext_noop("Reading your songs and looking up their artists")
 
 
 def iso(value: datetime | None) -> str | None:
@@ -114,15 +119,41 @@ def scan_for_user(*, user: User | None, scan_id: object) -> Scan | None:
 def step_label(*, step: str, artists_to_fetch: int = 0) -> str:
     """A scan's step in words ("" for an unknown step)."""
     if step == Scan.Step.FETCHING_TRACKS and artists_to_fetch:
-        return READING_AND_LOOKING_UP
-    return STEP_LABELS.get(step, "")
+        return gettext(READING_AND_LOOKING_UP)
+    return gettext(STEP_LABELS[step]) if step in STEP_LABELS else ""
 
 
 def _error_json(error: object) -> object:
     """A scan's stored error, with the words of the step it failed at (additive)."""
     if not isinstance(error, dict) or error.get("step") not in STEP_LABELS:
         return error
-    return {**error, "stepLabel": STEP_LABELS[error["step"]]}
+    return {**error, "stepLabel": gettext(STEP_LABELS[error["step"]])}
+
+
+def _progress_json(scan: Scan) -> dict[str, Any]:
+    """Additive fields: one percentage across all steps, the time left from the request
+    budget (genres.progress), and how many of Spotify's entries were skipped once every page
+    is read (local files, unavailable songs, a song in two sources counted once)."""
+    elapsed = None
+    if scan.started_at is not None:
+        elapsed = max(0.0, (timezone.now() - scan.started_at).total_seconds())
+    progress = scan_progress(
+        status=scan.status,
+        step=scan.step,
+        tracks_total=scan.tracks_total,
+        tracks_found=scan.tracks_found,
+        artists_to_fetch=scan.artists_to_fetch,
+        artists_fetched=scan.artists_fetched,
+        requests_made=scan.requests_made,
+        elapsed_seconds=elapsed,
+        rate=budget_rate() if scan.status == Scan.Status.RUNNING else 1.0,
+    )
+    read = scan.step in (Scan.Step.FETCHING_ARTISTS, Scan.Step.AGGREGATING, Scan.Step.DONE)
+    return {
+        "percent": progress.percent,
+        "etaSeconds": progress.eta_seconds,
+        "tracksSkipped": max(0, scan.tracks_total - scan.tracks_found) if read else 0,
+    }
 
 
 def scan_json(scan: Scan, *, reused: bool = False) -> dict[str, Any]:
@@ -144,4 +175,5 @@ def scan_json(scan: Scan, *, reused: bool = False) -> dict[str, Any]:
         "stepLabel": step_label(step=scan.step, artists_to_fetch=scan.artists_to_fetch),
         "sources": list(scan.sources or []),
         "createdAt": iso(scan.created_at),
+        **_progress_json(scan),
     }
