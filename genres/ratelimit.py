@@ -64,17 +64,45 @@ REDIS_KEY_PREFIX = "swedify:spotify-ratelimit"
 WAKE_JITTER_SECONDS = 0.005
 
 
+# Interactive work (a scan or playlist job a listener waits on) goes before background work.
+PRIORITY_INTERACTIVE = "interactive"
+PRIORITY_BACKGROUND = "background"
+PRIORITIES = (PRIORITY_INTERACTIVE, PRIORITY_BACKGROUND)
+
+
 class RateLimiterTimeout(Exception):
-    """No slot within the timeout (the budget is exhausted for longer than the caller waits)."""
+    """No slot within the timeout (the budget is exhausted for longer than the caller waits).
+
+    ``wait`` estimates the seconds until this party could get a slot (None if unknown), so a
+    job can pause that long instead of polling.
+    """
+
+    def __init__(self, message: str, *, wait: float | None = None) -> None:
+        super().__init__(message)
+        self.wait = wait
 
 
 class RateLimiter(Protocol):
-    def acquire(self, timeout: float = DEFAULT_ACQUIRE_TIMEOUT) -> None:
-        """Block until one request may be sent; raises RateLimiterTimeout."""
+    def acquire(
+        self,
+        timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
+        *,
+        party: str | None = None,
+        priority: str = PRIORITY_INTERACTIVE,
+    ) -> None:
+        """Block until one request of ``party`` may be sent; raises RateLimiterTimeout."""
         ...
 
     def penalize(self, retry_after: float) -> None:
         """After a 429: nobody sends until now + retry_after."""
+        ...
+
+    def rate(self) -> float:
+        """The requests per second allowed now (the learned budget over the window)."""
+        ...
+
+    def configured_rate(self) -> float:
+        """The requests per second ``SPOTIFY_RATE_LIMIT`` allows."""
         ...
 
 
@@ -150,7 +178,20 @@ class LocalRateLimiter:
                 return 0.0
             return wait
 
-    def acquire(self, timeout: float = DEFAULT_ACQUIRE_TIMEOUT) -> None:
+    def rate(self) -> float:
+        """Requests per second allowed now."""
+        return self.limit / self.window if self.limit else math.inf
+
+    def configured_rate(self) -> float:
+        return self.limit / self.window if self.limit else math.inf
+
+    def acquire(
+        self,
+        timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
+        *,
+        party: str | None = None,
+        priority: str = PRIORITY_INTERACTIVE,
+    ) -> None:
         deadline = self._clock() + timeout
         while True:
             wait = self.try_acquire()
@@ -158,7 +199,8 @@ class LocalRateLimiter:
                 return
             if self._clock() + wait > deadline:
                 raise RateLimiterTimeout(
-                    f"no Spotify request slot within {timeout:g} s (next in {wait:.1f} s)"
+                    f"no Spotify request slot within {timeout:g} s (next in {wait:.1f} s)",
+                    wait=wait,
                 )
             self._sleep(wait + random.uniform(0, WAKE_JITTER_SECONDS))
 
@@ -280,7 +322,19 @@ class RedisRateLimiter:
                 self._retry_redis_after,
             )
 
-    def acquire(self, timeout: float = DEFAULT_ACQUIRE_TIMEOUT) -> None:
+    def rate(self) -> float:
+        return self.fallback.rate()
+
+    def configured_rate(self) -> float:
+        return self.fallback.configured_rate()
+
+    def acquire(
+        self,
+        timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
+        *,
+        party: str | None = None,
+        priority: str = PRIORITY_INTERACTIVE,
+    ) -> None:
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -311,7 +365,8 @@ class RedisRateLimiter:
             wait = wait_us / 1_000_000
             if wait > remaining:
                 raise RateLimiterTimeout(
-                    f"no Spotify request slot within {timeout:g} s (next in {wait:.1f} s)"
+                    f"no Spotify request slot within {timeout:g} s (next in {wait:.1f} s)",
+                    wait=wait,
                 )
             self._sleep(wait + random.uniform(0, WAKE_JITTER_SECONDS))
 

@@ -43,7 +43,12 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from genres.pools import PageFeed, Pump
-from genres.ratelimit import RateLimiter, RateLimiterTimeout, rate_limiter
+from genres.ratelimit import (
+    PRIORITY_INTERACTIVE,
+    RateLimiter,
+    RateLimiterTimeout,
+    rate_limiter,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -594,9 +599,17 @@ class SpotifyClient:
         backoff_base: float | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        party: str | None = None,
+        priority: str = PRIORITY_INTERACTIVE,
+        limiter_timeout: float = LIMITER_TIMEOUT,
     ) -> None:
         self._tokens = tokens
         self._limiter = limiter if limiter is not None else rate_limiter()
+        # The party is the listener (not the job): the limiter shares the budget fairly among
+        # parties, interactive work before background work.
+        self.party = party
+        self.priority = priority
+        self.limiter_timeout = limiter_timeout
         self._on_call = on_call
         self.concurrency = max(
             1, int(concurrency if concurrency is not None else settings.SPOTIFY_CONCURRENCY)
@@ -686,12 +699,13 @@ class SpotifyClient:
         # running side by side stay within `concurrency` requests in flight together.
         with self._slots:
             try:
-                self._limiter.acquire(LIMITER_TIMEOUT)
+                self._acquire_slot()
             except RateLimiterTimeout as error:
-                # The shared budget is exhausted for minutes: pause like a long 429 would.
+                # The shared budget is exhausted for longer than we wait: pause like a long 429
+                # would, as long as the limiter expects this party to wait.
                 raise SpotifyRateLimited(
                     str(error),
-                    retry_after=MAX_INLINE_WAIT,
+                    retry_after=MAX_INLINE_WAIT if error.wait is None else error.wait,
                     quota=False,
                     reason="LIMITER_TIMEOUT",
                     endpoint=endpoint,
@@ -706,6 +720,13 @@ class SpotifyClient:
                 timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
                 allow_redirects=False,
             )
+
+    def _acquire_slot(self) -> None:
+        if self.party is None and self.priority == PRIORITY_INTERACTIVE:
+            # The limiter's defaults: a limiter written before parties existed still works.
+            self._limiter.acquire(self.limiter_timeout)
+        else:
+            self._limiter.acquire(self.limiter_timeout, party=self.party, priority=self.priority)
 
     def _refresh_after_401(self, rejected: str) -> str:
         # Threads that got a 401 for the same token refresh it once between them.

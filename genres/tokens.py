@@ -19,7 +19,7 @@ from django.utils import timezone
 from genres import spotify
 from genres.crypto import decrypt_token, encrypt_token
 from genres.models import SpotifyAccount
-from genres.ratelimit import rate_limiter
+from genres.ratelimit import PRIORITY_INTERACTIVE, rate_limiter
 
 # A stored access token with less than this left is refreshed before use.
 REFRESH_MARGIN = timedelta(seconds=60)
@@ -128,15 +128,25 @@ class StaticTokens:
 
 
 def spotify_client_for(
-    *,
     account: SpotifyAccount,
+    *,
     on_call: Callable[[spotify.CallRecord], None] | None = None,
     tokens: spotify.TokenProvider | None = None,
+    priority: str = PRIORITY_INTERACTIVE,
+    limiter_timeout: float | None = None,
 ) -> spotify.SpotifyClient:
-    """A Spotify client acting as ``account``, through the shared rate limiter."""
+    """A Spotify client acting as ``account``, through the shared rate limiter.
+
+    The listener is the limiter's party, so however many jobs or threads act for them they
+    share the budget as one; ``priority`` says whether someone waits on the work.
+    ``limiter_timeout`` (seconds) bounds each wait for a slot before the job pauses.
+    """
     return spotify.SpotifyClient(
         tokens=tokens or AccountTokenProvider(account_pk=account.pk),
         limiter=rate_limiter(),
         on_call=on_call,
         concurrency=settings.SPOTIFY_CONCURRENCY,
+        party=str(account.user_id),
+        priority=priority,
+        limiter_timeout=spotify.LIMITER_TIMEOUT if limiter_timeout is None else limiter_timeout,
     )
