@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-deploy clean-venv
+.PHONY: run test lint format bench bench-deploy clean-venv messages
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Swedify needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -49,6 +49,20 @@ bench: $(STAMP)
 
 bench-deploy: $(STAMP)
 	$(BIN)/python -m benchmarks deploy $(BENCH_ARGS)
+
+# Swedish messages: collects every wrapped string of the listener pages into locale/sv/*.po
+# (translate the new and fuzzy ones there), then compiles the .mo files, which are committed:
+# running Swedify needs no gettext tools, only this target does (apt-get install gettext).
+# tests/swedify/test_i18n_catalogs.py fails while a .po has an untranslated or fuzzy message
+# or a .mo does not match its .po.
+MESSAGES_IGNORE := --ignore=var --ignore=tests --ignore=benchmarks --ignore=sandbox \
+	--ignore=deployments --ignore=scripts
+
+messages: $(STAMP)
+	@command -v msgfmt >/dev/null || { echo "make messages needs GNU gettext (apt-get install gettext)"; exit 2; }
+	$(BIN)/python manage.py makemessages --locale=sv --no-obsolete --add-location=file $(MESSAGES_IGNORE)
+	$(BIN)/python manage.py makemessages --locale=sv --domain=djangojs --no-obsolete --add-location=file $(MESSAGES_IGNORE)
+	$(BIN)/python manage.py compilemessages --locale=sv --ignore=.venv $(MESSAGES_IGNORE)
 
 clean-venv:
 	rm -rf $(VENV)
