@@ -104,6 +104,19 @@ class Infrastructure:
             live_slot=live_slot,
         )
 
+    def proxy_stop(self, environment: Any, *, ref: ProxyRef) -> None:
+        """Stops one of the environment's HAProxies on this machine (a soft stop: open
+        requests finish); one not running is left as it is."""
+        from deployments.proxy import proxy_stop
+
+        proxy_stop(environment=ref.name if ref.pk is not None else environment.name)
+
+    def haproxy_missing(self) -> str:
+        """Why a proxy cannot be started on this machine ("" when it can)."""
+        from deployments.proxy import HAPROXY_BIN, INSTALL_HINT, haproxy_installed
+
+        return "" if haproxy_installed() else f"{INSTALL_HINT} (looked for {HAPROXY_BIN})"
+
     def release_source(self, *, git_sha: str) -> Path:
         from deployments.slots import release_source
 

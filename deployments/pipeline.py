@@ -172,24 +172,27 @@ PIPELINE: list[StageDefinition] = [
         "Cleanup",
         "cleanup",
         FailureAction.SKIP,
-        params={
-            "environments": ["staging", "production"],
-            "drain_seconds": 5,
-            "rollback_window_seconds": 30,
-        },
+        # rollback_window_seconds comes from SWEDIFY_ROLLBACK_WINDOW_SECONDS when the run is
+        # created (pipeline_definition), unless an override names it.
+        params={"environments": ["staging", "production"], "drain_seconds": 5},
     ),
 ]
 
 
 def pipeline_definition() -> list[StageDefinition]:
-    """``PIPELINE`` with ``SWEDIFY_PIPELINE_OVERRIDES`` applied."""
+    """``PIPELINE`` with the settings it reads (the rollback window) and
+    ``SWEDIFY_PIPELINE_OVERRIDES`` applied."""
     overrides: dict[str, dict[str, Any]] = settings.SWEDIFY_PIPELINE_OVERRIDES
     unknown = set(overrides) - {stage.key for stage in PIPELINE}
     if unknown:
         raise DeploymentError(f"SWEDIFY_PIPELINE_OVERRIDES names unknown stages: {unknown}")
     result = []
+    setting_params = {
+        "cleanup": {"rollback_window_seconds": settings.SWEDIFY_ROLLBACK_WINDOW_SECONDS}
+    }
     for stage in PIPELINE:
         values = asdict(stage)
+        values["params"] = {**values["params"], **setting_params.get(stage.key, {})}
         for name, value in overrides.get(stage.key, {}).items():
             if name == "params":
                 values["params"] = {**values["params"], **value}

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -457,11 +457,15 @@ def _cleanup(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure) 
             continue
         ttl = float(environment.dns_ttl_seconds)
         if cutover.get("environment") == name:
-            # The rollback window applies where traffic was cut over, counted from then.
-            elapsed = (timezone.now() - datetime.fromisoformat(cutover["at"])).total_seconds()
-            wait = max(0.0, max(drain, window, ttl) - elapsed)
+            # The rollback window applies where traffic was cut over, counted from then: the
+            # old slot is stopped only after it has ended, however long the stages took.
+            cut_at = datetime.fromisoformat(cutover["at"])
+            warm_until = cut_at + timedelta(seconds=max(drain, window, ttl))
+            wait = max(0.0, (warm_until - timezone.now()).total_seconds())
+            when = f"{(warm_until - cut_at).total_seconds():.0f} s after the cutover"
         else:
             wait = max(drain, ttl)
+            when = f"after {wait:.1f} s"
         infrastructure.sleep(wait)
         environment.refresh_from_db()
         if environment.live_slot == old_slot:
@@ -481,7 +485,7 @@ def _cleanup(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure) 
         failed = _failures(on_every_host(environment.app_hosts(), stop))
         if failed:
             return StageResult(False, f"{name}: {old_slot} not stopped on {'; '.join(failed)}")
-        notes.append(f"{name}: stopped {old_slot} after {wait:.1f} s")
+        notes.append(f"{name}: stopped {old_slot} {when}")
     return StageResult(True, "; ".join(notes) or "nothing to stop")
 
 

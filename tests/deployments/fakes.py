@@ -97,6 +97,7 @@ class FakeInfrastructure:
     stops: list[tuple[str, str]] = field(default_factory=list)
     probes: list[str] = field(default_factory=list)
     proxy_starts: list[tuple[str, str]] = field(default_factory=list)
+    proxy_stops: list[str] = field(default_factory=list)
     # Called with every sleep's seconds: what happens meanwhile (traffic, an operator).
     on_sleep: list[Any] = field(default_factory=list)
 
@@ -127,6 +128,14 @@ class FakeInfrastructure:
         proxy.running, proxy.routed = True, live_slot
         self.proxy_starts.append((environment.name, live_slot))
         return proxy
+
+    def proxy_stop(self, environment: Any, *, ref: ProxyRef) -> None:
+        proxy = dict(self.environment_proxies(environment))[ref]
+        proxy.running = False
+        self.proxy_stops.append(ref.name)
+
+    def haproxy_missing(self) -> str:
+        return ""
 
     def release_source(self, *, git_sha: str) -> Path:
         return Path("/nonexistent/releases") / git_sha

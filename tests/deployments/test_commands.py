@@ -58,7 +58,9 @@ def test_environment_configure_sets_ports_and_refuses_equal_ones() -> None:
         call_command("environment_configure", "staging", "--blue-port", "1", "--green-port", "1")
 
 
-def test_deploy_without_a_production_environment_is_a_clear_error() -> None:
+def test_deploy_without_a_production_environment_is_a_clear_error(settings) -> None:
+    # A real secret: the deploy's own check of the slots' environment passes first.
+    settings.SECRET_KEY = "a-real-secret-for-the-release-slots"
     Release.objects.create(version=1, git_sha="a" * 40)
     with pytest.raises(CommandError, match="no production environment"):
         call_command("deploy", "1")

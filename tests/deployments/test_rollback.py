@@ -138,7 +138,9 @@ def test_the_rollback_command_switches_back(infra: FakeInfrastructure, capsys) -
         call_command("rollback", "--reason", "again", "--to", "r1")
 
 
-def test_the_deploy_command_runs_the_pipeline(infra: FakeInfrastructure, capsys) -> None:
+def test_the_deploy_command_runs_the_pipeline(infra: FakeInfrastructure, capsys, settings) -> None:
+    # A real secret: the deploy's own check of the slots' environment passes first.
+    settings.SECRET_KEY = "a-real-secret-for-the-release-slots"
     release_create(git_sha="a" * 40)
     call_command("deploy", "r1")
     out = capsys.readouterr().out

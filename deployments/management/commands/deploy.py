@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from deployments.adapters import get_infrastructure
+from deployments.deploy_checks import deploy_refusal
 from deployments.management.commands._common import operator_name, release_by_reference
-from deployments.models import PipelineRun
+from deployments.models import Environment, PipelineRun
 from deployments.pipeline import pipeline_run_create, pipeline_run_execute
 from deployments.reports import run_report_markdown
 from deployments.services import DeploymentError
@@ -27,6 +29,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, **options: object) -> None:
+        if not options["queue"]:
+            # This process starts the slots: refuse now, not after the quality gate.
+            refusal = deploy_refusal(
+                environments=list(Environment.objects.all()), infrastructure=get_infrastructure()
+            )
+            if refusal:
+                raise CommandError(refusal)
         if options["resume"]:
             run = self._execute(int(options["resume"]))
             return
