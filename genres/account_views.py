@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
@@ -26,9 +27,12 @@ def disconnect(request: HttpRequest) -> HttpResponse:
         return render(request, "genres/disconnect.html", {"account": account})
     listener_disconnect(user=request.user)
     logout(request)
+    # Translated now, in the leaving listener's language: the message is stored as text.
     messages.success(
         request,
-        "Swedify disconnected from Spotify and deleted your data. "
-        "The playlists it made are still in your Spotify library.",
+        gettext(
+            "Swedify disconnected from Spotify and deleted your data. "
+            "The playlists it made are still in your Spotify library."
+        ),
     )
     return HttpResponseRedirect("/")
