@@ -101,3 +101,64 @@ def listener_page(
     console.attach(page)
     yield page, user, console
     assert console.errors == [], console.errors
+
+
+class ListenerBrowser:
+    """Opens pages in fresh browser contexts of a given language and size, optionally signed
+    in as a listener; each context is closed, and its console checked, at the test's end."""
+
+    def __init__(self, browser: Any, base_url: str) -> None:
+        self.browser = browser
+        self.base_url = base_url
+        self.opened: list[tuple[Any, ConsoleWatch]] = []
+
+    def context(self, *, language: str = "en", size: str = "desktop", user: Any = None) -> Any:
+        from tests.browser.checks import LOCALES, SIZES
+
+        context = self.browser.new_context(
+            locale=LOCALES[language], viewport=SIZES[size], accept_downloads=True
+        )
+        context.set_default_timeout(EXPECT_TIMEOUT_MS)
+        if user is not None:
+            context.add_cookies([session_cookie(user, self.base_url)])
+        return context
+
+    def open(
+        self, path: str, *, language: str = "en", size: str = "desktop", user: Any = None
+    ) -> tuple[Any, ConsoleWatch]:
+        """A new page at base_url + path (or at path when it is a full URL)."""
+        context = self.context(language=language, size=size, user=user)
+        page = context.new_page()
+        console = ConsoleWatch()
+        console.attach(page)
+        self.opened.append((context, console))
+        url = path if path.startswith("http") else f"{self.base_url}{path}"
+        page.goto(url)
+        return page, console
+
+    def close(self) -> list[str]:
+        errors = [error for _, console in self.opened for error in console.errors]
+        for context, _ in self.opened:
+            context.close()
+        return errors
+
+
+def session_cookie(user: Any, url: str) -> dict[str, str]:
+    """A session cookie of `user` for the browser (signed in without going through Spotify)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return {"name": "sessionid", "value": client.cookies["sessionid"].value, "url": url}
+
+
+@pytest.fixture
+def listener_browser(
+    live_server: Any, transactional_db: Any, browser: Any
+) -> Iterator[ListenerBrowser]:
+    """Pages in English or Swedish, at desktop or phone size; fails the test on any console
+    error or CSP violation of any page it opened."""
+    opener = ListenerBrowser(browser, live_server.url)
+    yield opener
+    errors = opener.close()
+    assert errors == [], errors
