@@ -1,0 +1,155 @@
+"""The parts of the Spotify rate limiter that both backends share: names, errors, the
+protocol and the arithmetic of the adaptive budget. ``genres.ratelimit`` explains the design.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+WINDOW_SECONDS = 30.0
+# Absorbs the difference between our send time and Spotify's arrival time (jitter).
+WINDOW_MARGIN_SECONDS = 0.5
+# Default burst cap as a share of the window's budget (see genres.ratelimit).
+BURST_FRACTION = 0.1
+SMOOTH_ALWAYS = "always"
+SMOOTH_AFTER_429 = "after-429"
+SMOOTH_NEVER = "never"
+SMOOTH_MODES = (SMOOTH_ALWAYS, SMOOTH_AFTER_429, SMOOTH_NEVER)
+# How long the burst cap stays on after a 429 in SMOOTH_AFTER_429 mode.
+SMOOTHING_SECONDS = 600.0
+DEFAULT_ACQUIRE_TIMEOUT = 120.0
+# Spreads the wake-ups of workers that wait for the same free slot.
+WAKE_JITTER_SECONDS = 0.005
+
+# Interactive work (a scan or playlist job a listener waits on) goes before background work.
+PRIORITY_INTERACTIVE = "interactive"
+PRIORITY_BACKGROUND = "background"
+PRIORITIES = (PRIORITY_INTERACTIVE, PRIORITY_BACKGROUND)
+
+# --- The adaptive budget (AIMD) ---
+# A congestion event lowers the learned budget to at most this share of itself...
+DECREASE_FACTOR = 0.85
+# ...and never below this share of itself, however few requests the window held.
+DECREASE_FLOOR = 0.5
+# The learned budget never falls below this share of the configured one (nor below 1).
+MIN_BUDGET_FRACTION = 0.05
+# Each full window in which we used the learned budget adds this share of the configured one
+# (at least one request).
+INCREASE_FRACTION = 0.01
+# A window counts as used when it held at least this share of the learned budget.
+BUSY_FRACTION = 0.9
+# A learned budget nobody touched for this long is forgotten (back to the configured one).
+LEARNED_MEMORY_SECONDS = 24 * 3600.0
+
+# --- Fair sharing ---
+# While interactive and background parties both wait, one grant in this many goes to the
+# background, so auto-sync is slowed by interactive work but never starved.
+BACKGROUND_EVERY = 10
+# A party that is not next sleeps this long before asking again (the next party takes the
+# slot meanwhile).
+TURN_WAIT_SECONDS = 0.02
+# A waiting party that did not ask again this long after it said it would has gone away.
+WAITER_GRACE_SECONDS = 0.5
+# The round-robin order remembers when a party was last served this long.
+SERVED_MEMORY_SECONDS = 3600.0
+ANONYMOUS_PARTY_PREFIX = "anonymous:"
+
+
+class RateLimiterTimeout(Exception):
+    """No slot within the timeout (the budget is exhausted for longer than the caller waits).
+
+    ``wait`` estimates the seconds until this party could get a slot (None if unknown), so a
+    job can pause that long instead of polling.
+    """
+
+    def __init__(self, message: str, *, wait: float | None = None) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+
+class RateLimiter(Protocol):
+    def acquire(
+        self,
+        timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
+        *,
+        party: str | None = None,
+        priority: str = PRIORITY_INTERACTIVE,
+    ) -> None:
+        """Block until one request of ``party`` may be sent; raises RateLimiterTimeout."""
+        ...
+
+    def penalize(self, retry_after: float) -> None:
+        """After a 429: nobody sends until now + retry_after, and the budget adapts."""
+        ...
+
+    def rate(self) -> float:
+        """The requests per second allowed now (the learned budget over the window)."""
+        ...
+
+    def configured_rate(self) -> float:
+        """The requests per second ``SPOTIFY_RATE_LIMIT`` allows."""
+        ...
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    """What the admin shows: the configured and the learned budget per window."""
+
+    configured: int
+    learned: float
+    window: float
+    shared: bool  # kept in Redis for all workers (False: this process only)
+
+    @property
+    def configured_rate(self) -> float:
+        return self.configured / self.window if self.configured else math.inf
+
+    @property
+    def learned_rate(self) -> float:
+        return self.learned / self.window if self.configured else math.inf
+
+
+def default_burst(limit: int) -> int:
+    return max(1, math.ceil(limit * BURST_FRACTION)) if limit > 0 else 0
+
+
+def check_priority(priority: str) -> None:
+    if priority not in PRIORITIES:
+        raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}")
+
+
+def min_budget(limit: int) -> float:
+    return max(1.0, limit * MIN_BUDGET_FRACTION)
+
+
+def increase_step(limit: int) -> float:
+    return max(1.0, limit * INCREASE_FRACTION)
+
+
+def decreased_budget(learned: float, limit: int, sent_in_window: int) -> float:
+    """The learned budget after a congestion event.
+
+    ``sent_in_window`` is how many requests the window held when the rejected request left
+    (itself included): Spotify admitted fewer, so when that is below the multiplicative
+    decrease it is the better estimate (a configured budget far above the real one is
+    corrected in one step instead of several).
+    """
+    target = min(learned * DECREASE_FACTOR, float(sent_in_window - 1))
+    return max(min_budget(limit), learned * DECREASE_FLOOR, target)
+
+
+def window_limits(
+    learned: float, limit: int, burst: int | None, window: float
+) -> tuple[int, int, float]:
+    """(requests per window, burst, burst window) for a learned budget."""
+    allowed = max(1, math.floor(learned + 1e-9))
+    if burst is None:
+        cap = default_burst(allowed)
+    else:
+        # An explicit burst scales down with the budget, keeping the same share of it.
+        cap = max(1, math.floor(burst * allowed / limit)) if burst else 0
+    if cap >= allowed:
+        cap = 0
+    return allowed, cap, (window * cap / allowed if cap else 0.0)
