@@ -11,6 +11,7 @@ BENCHMARKS: dict[str, str] = {
     "deploy": "benchmarks.deploy",
     "scan": "benchmarks.scan",
     "pages": "benchmarks.pages",
+    "budget": "benchmarks.budget",
 }
 
 

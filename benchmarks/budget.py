@@ -486,6 +486,8 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--tiny", action="store_true", help="tiny inputs (the smoke test)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    # The smoke test's own database name, so it never meets a benchmark run beside it.
+    parser.add_argument("--database", default=BENCH_DATABASE, help=argparse.SUPPRESS)
     # Options meant for other benchmarks (the dispatcher passes them to all) are ignored.
     args, _ = parser.parse_known_args(argv)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -498,15 +500,16 @@ def main(argv: list[str]) -> int:
         except StackError as error:
             print(f"budget benchmark: could not start the system under test: {error}", flush=True)
             return 1
-    return run_child(["--cases", ",".join(cases), *(["--tiny"] if args.tiny else [])])
+    argv = ["--cases", ",".join(cases), *(["--tiny"] if args.tiny else [])]
+    return run_child(argv, database=args.database)
 
 
-def run_child(argv: Sequence[str]) -> int:
+def run_child(argv: Sequence[str], *, database: str = BENCH_DATABASE) -> int:
     """``python -m benchmarks.budget --inner <argv>`` against a fresh database of its own
     (``benchmarks.harness.bench_database``); its exit status, 1 when it does not end within
     CHILD_TIMEOUT_SECONDS. The child leads a process group: its sandbox, Redis and workers
     are stopped with it."""
-    with bench_database(BENCH_DATABASE) as database_url:
+    with bench_database(database) as database_url:
         env = child_environment(database_url, f"swedify-bench-{secrets.token_hex(4)}")
         process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.budget", "--inner", *argv],
