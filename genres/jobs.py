@@ -6,6 +6,22 @@ A job row is the truth about its progress. A worker takes it with a compare-and-
 claim, so a worker that lost it (it stalled and another took over) stops at its next write
 (``JobClaimLost``) instead of racing. Periodic recovery re-queues what no live worker holds.
 
+Fair use of worker processes: a job runs in bounded *slices*. When its slice is used up and
+other work waits for a worker (``JobSlice``), it stops sending new Spotify requests, lets the
+ones in flight finish and stores them, checkpoints, and *yields*: its row stays ``running``
+(the listener sees it go on) but no worker holds it (``claimed_by`` is ``yield:<token>``), and
+its task is queued again at the back of the queue with that token. Only the message carrying
+the row's current token may take the row back, so a duplicate delivery of an older message
+does nothing, and messages never multiply. A job that must wait for the shared Spotify budget
+yields the same way with a countdown instead of holding a worker while it waits. A yielded
+row's ``heartbeat_at`` is when it is due again (now, or the end of that wait), so if its
+message is lost, recovery finds it stale two minutes later and re-queues it.
+
+Interactive work (origin ``listener``) goes before background work (origin ``sync``): a
+background job yields as soon as interactive work waits, and an interactive job never yields
+to background work. Which jobs wait is read from the job rows, so it holds whatever the broker
+and however many worker processes there are.
+
 Tasks are queued by name (``job_enqueue``), so a service never imports the task module that
 imports it.
 """
@@ -14,12 +30,16 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
+import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Self
+from typing import Any, Self
 
 from celery import current_app
+from django.apps import apps
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -42,13 +62,44 @@ QUEUED_STALE = timedelta(minutes=2)
 RUN_FINISHED = "finished"
 RUN_BUSY = "busy"  # another job of the listener is running: try again later
 RUN_NOT_CLAIMED = "not_claimed"  # finished, unknown, or held by a live worker
+RUN_YIELDED = "yielded"  # the job handed its worker back and is queued again
 
 QUEUED = "queued"
 RUNNING = "running"
+# Origins of a job (genres.models.JobOrigin): sync work runs at background priority.
+ORIGIN_LISTENER = "listener"
+ORIGIN_SYNC = "sync"
+
+# The claim of a yielded row: no worker holds it; the message with this token takes it back.
+YIELD_PREFIX = "yield:"
+# An interactive job runs at least this long before it yields to other waiting work, so a
+# yield (a re-claim, the requests in flight drained) costs a few percent of a slice at most.
+SLICE_SECONDS = 10.0
+# Whether other work waits is read from the database at most this often while a job runs.
+WAITING_CHECK_EVERY = 1.0
+# A background job yielding to interactive work comes back after this (not at once: the
+# interactive work may not be runnable yet, and a free worker must not spin on it).
+BACKGROUND_YIELD_DELAY = 2.0
+# A job waits for the shared Spotify budget at most this long inside a worker; a longer
+# wait yields the worker (the client's limiter_timeout).
+JOB_LIMITER_TIMEOUT = 5.0
 
 
 class JobClaimLost(Exception):
     """This worker no longer owns the job (another worker took it over); stop quietly."""
+
+
+class SliceEnd(Exception):
+    """The job's slice is over: it sends no new Spotify request and yields its worker."""
+
+
+def yield_claim(token: str) -> str:
+    """The ``claimed_by`` of a row yielded with ``token``."""
+    return f"{YIELD_PREFIX}{token}"
+
+
+def yield_token_new() -> str:
+    return secrets.token_hex(8)
 
 
 def default_worker_id() -> str:
@@ -72,11 +123,15 @@ class JobQuerySet(models.QuerySet):
             Q(heartbeat_at__lt=now - HEARTBEAT_STALE) | Q(heartbeat_at__isnull=True)
         )
 
-    def claimable(self, *, now: datetime | None = None) -> Self:
+    def claimable(self, *, now: datetime | None = None, token: str = "") -> Self:
         """Rows a worker may take now: queued, running with a dead worker, or parked and due
-        (the model's ``due_to_resume``)."""
+        (the model's ``due_to_resume``); with ``token``, also the row yielded with it once
+        it is due (a message without the current token never takes a yielded row early)."""
         now = now or timezone.now()
-        return self.filter(Q(status=QUEUED) | self._dead(now) | self.model.due_to_resume(now))
+        mine = Q(status=QUEUED) | self._dead(now) | self.model.due_to_resume(now)
+        if token:
+            mine |= Q(status=RUNNING, claimed_by=yield_claim(token), heartbeat_at__lte=now)
+        return self.filter(mine)
 
     def due_for_recovery(self, *, now: datetime | None = None) -> Self:
         """Rows recovery re-queues: running with a dead worker, parked and due, or queued so
@@ -92,6 +147,12 @@ class JobQuerySet(models.QuerySet):
         """Running rows whose worker beat recently."""
         now = now or timezone.now()
         return self.filter(status=RUNNING, heartbeat_at__gte=now - HEARTBEAT_STALE)
+
+    def waiting(self, *, now: datetime | None = None) -> Self:
+        """Rows that wait for a worker now: queued, or yielded and due."""
+        now = now or timezone.now()
+        yielded = Q(status=RUNNING, claimed_by__startswith=YIELD_PREFIX, heartbeat_at__lte=now)
+        return self.filter(Q(status=QUEUED) | yielded)
 
     def owned_by(self, *, pk: uuid.UUID | str, worker: str) -> Self:
         """The row while ``worker`` holds its claim (empty once another worker took it)."""
@@ -128,16 +189,113 @@ def job_heartbeat(*, claimed: models.QuerySet, label: str) -> Heartbeat:
     return Heartbeat(claimed=claimed, every=HEARTBEAT_EVERY, label=label)
 
 
-def job_enqueue(*, task_name: str, job_id: uuid.UUID | str, label: str) -> None:
-    """Hand a job to a worker by its Celery task name. A broker that refuses it leaves the
-    row queued: recovery re-queues it."""
+def job_enqueue(
+    *,
+    task_name: str,
+    job_id: uuid.UUID | str,
+    label: str,
+    token: str = "",
+    countdown: float | None = None,
+) -> None:
+    """Hand a job to a worker by its Celery task name; ``token`` takes back a yielded row,
+    ``countdown`` delays the message (a worker holds it meanwhile, a timer, not a process).
+    A broker that refuses it leaves the row as it is: recovery re-queues it."""
     app = current_app
+    # A plain first message stays exactly what running deployments already send and read.
+    options: dict[str, Any] = {}
+    if token:
+        options["kwargs"] = {"token": token}
+    if countdown is not None:
+        options["countdown"] = countdown
     try:
         task = app.tasks.get(task_name)
-        if task is not None:
+        if task is not None and not options:
             task.delay(str(job_id))
+        elif task is not None:
+            task.apply_async(args=[str(job_id)], **options)
         else:
             # This process never imported the task module: the message is the same.
-            app.send_task(task_name, args=[str(job_id)])
+            app.send_task(task_name, args=[str(job_id)], **options)
     except Exception:
         logger.exception("could not queue %s %s; recovery will retry", label, job_id)
+
+
+def waiting_work(*, user_id: int, background: bool, now: datetime | None = None) -> bool:
+    """Whether work of other listeners waits for a worker that this job should yield to: any
+    interactive work, and for background work also other background work. (A listener's
+    own jobs do not compete: a playlist job waits for the listener's running one anyway.)"""
+    # By name: genres.models imports this module.
+    for name in ("Scan", "PlaylistJob"):
+        rows = apps.get_model("genres", name).objects.waiting(now=now).exclude(user_id=user_id)
+        if not background:
+            rows = rows.filter(origin=ORIGIN_LISTENER)
+        if rows.exists():
+            return True
+    return False
+
+
+class JobSlice:
+    """When a running job should yield its worker (module docstring).
+
+    ``over()`` is cheap to call often: it looks at the job rows at most every
+    WAITING_CHECK_EVERY seconds. An interactive job yields once it has run SLICE_SECONDS and
+    interactive work of another listener waits; a background job yields at once when
+    interactive work waits, and after its slice when other background work waits.
+    """
+
+    def __init__(
+        self,
+        *,
+        user_id: int,
+        background: bool,
+        seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        waiting: Callable[..., bool] = waiting_work,
+    ) -> None:
+        self.user_id = user_id
+        self.background = background
+        self.seconds = SLICE_SECONDS if seconds is None else seconds
+        self._clock = clock
+        self._waiting = waiting
+        self._started = clock()
+        self._checked = -float("inf")
+        self.ended = False
+        # Set when a background job yields to interactive work: it comes back a little later.
+        self.delay: float | None = None
+
+    def over(self) -> bool:
+        if self.ended:
+            return True
+        now = self._clock()
+        if now - self._checked < WAITING_CHECK_EVERY:
+            return False
+        used_up = now - self._started >= self.seconds
+        if not used_up and not self.background:
+            return False
+        self._checked = now
+        if self.background and self._waiting(user_id=self.user_id, background=False):
+            self.ended, self.delay = True, BACKGROUND_YIELD_DELAY
+        elif used_up and self._waiting(user_id=self.user_id, background=self.background):
+            self.ended = True
+        return self.ended
+
+
+class SliceGate:
+    """The token provider a job's Spotify client uses: once the slice is over (``close``) it
+    refuses to start new requests (``SliceEnd``), while requests already sent, or waiting for
+    the rate limiter, finish, so nothing paid for is thrown away."""
+
+    def __init__(self, tokens: object) -> None:
+        self._tokens = tokens
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def access_token(self) -> str:
+        if self.closed:
+            raise SliceEnd("the job's slice is over")
+        return self._tokens.access_token()  # type: ignore[attr-defined]
+
+    def force_refresh(self) -> str:
+        return self._tokens.force_refresh()  # type: ignore[attr-defined]

@@ -19,6 +19,12 @@ been applied, so these are what "never twice" rests on):
   it for its owner, invisible) is not filled again: the genre gets a new playlist, through
   the same pending-create steps as a first one.
 
+A job runs in slices (genres.jobs): between genres, when its slice is used up and other work
+waits for a worker, it yields its worker and is queued again; a genre is never cut in two. A
+wait for the shared Spotify budget longer than the client's short ``limiter_timeout`` yields
+the same way, for the limiter's ``wait``, and the genre in progress goes on in the next slice
+(it reads what the playlist holds first, so nothing is added twice).
+
 A quota or long rate-limit pause from Spotify stops the job: the genre in progress and the ones
 not reached are ``failed`` with the time to retry (``error.retryAt`` on the job). Re-sending the
 same request later resumes exactly where it stopped, because a run only adds what is missing.
@@ -43,16 +49,22 @@ from django.utils import timezone
 from genres import spotify
 from genres.call_stats import SpotifyCallRecorder
 from genres.jobs import (
+    JOB_LIMITER_TIMEOUT,
+    ORIGIN_SYNC,
     RUN_BUSY,
     RUN_FINISHED,
     RUN_NOT_CLAIMED,
+    RUN_YIELDED,
     JobClaimLost,
+    JobSlice,
+    SliceEnd,
     default_worker_id,
     is_uuid,
     job_heartbeat,
 )
 from genres.models import GenrePlaylist, PlaylistJob, ScanResult, SpotifyAccount
-from genres.playlists import GenreResult, genre_track_ids, playlist_name
+from genres.playlists import GenreResult, genre_track_ids, playlist_job_yield, playlist_name
+from genres.ratelimit import PRIORITY_BACKGROUND, PRIORITY_INTERACTIVE
 from genres.selectors import iso
 from genres.tokens import spotify_client_for, token_provider_for
 
@@ -67,6 +79,21 @@ RECONCILE_JOB_LOOKBACK = 20
 # A playlist made this recently counts as the listener's even if their playlists do not list
 # it yet (listings may lag behind a create): only an older one missing there was deleted.
 DELETED_AFTER = timedelta(minutes=10)
+
+
+# The limiter's reason on SpotifyRateLimited when the shared budget had no slot in time.
+LIMITER_TIMEOUT_REASON = "LIMITER_TIMEOUT"
+# A wait for the shared budget up to this long yields the worker; a longer one stops the job
+# like Spotify's own rate limit does.
+BUDGET_YIELD_MAX = 120.0
+
+
+class _BudgetWait(Exception):
+    """The shared budget has no slot for this job for ``wait`` seconds: yield that long."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"waiting {wait:.1f} s for the Spotify budget")
+        self.wait = wait
 
 
 # A playlist object as Spotify answers it (genres.spotify hands over its JSON as is).
@@ -100,16 +127,26 @@ ClientFactory = Callable[[AbstractBaseUser], PlaylistClient]
 
 
 def default_client_factory(
-    user: AbstractBaseUser, *, on_call: Callable[[spotify.CallRecord], None] | None = None
+    user: AbstractBaseUser,
+    *,
+    on_call: Callable[[spotify.CallRecord], None] | None = None,
+    priority: str = PRIORITY_INTERACTIVE,
 ) -> spotify.SpotifyClient:
     """A client acting as the listener through the shared rate limiter, with the listener's
-    database-backed tokens (genres.tokens.token_provider_for)."""
+    database-backed tokens (genres.tokens.token_provider_for); it waits for the budget at most
+    JOB_LIMITER_TIMEOUT seconds (a longer wait yields the job's worker)."""
     account = SpotifyAccount.objects.get(user_id=user.pk)
-    return spotify_client_for(account=account, on_call=on_call, tokens=token_provider_for(user))
+    return spotify_client_for(
+        account=account,
+        on_call=on_call,
+        tokens=token_provider_for(user),
+        priority=priority,
+        limiter_timeout=JOB_LIMITER_TIMEOUT,
+    )
 
 
-def _claim(job_id: object, token: str) -> str:
-    """Take the job for this worker, or say why not."""
+def _claim(job_id: object, token: str, yield_token: str = "") -> str:
+    """Take the job for this worker, or say why not (``yield_token``: the job yielded)."""
     if not is_uuid(job_id):
         return RUN_NOT_CLAIMED
     job_id = uuid.UUID(str(job_id))
@@ -124,7 +161,7 @@ def _claim(job_id: object, token: str) -> str:
         other_running = (
             PlaylistJob.objects.alive(now=now).filter(user_id=user_id).exclude(pk=job_id).exists()
         )
-        claimable = PlaylistJob.objects.claimable(now=now).filter(pk=job_id)
+        claimable = PlaylistJob.objects.claimable(now=now, token=yield_token).filter(pk=job_id)
         if other_running:
             return RUN_BUSY if claimable.exists() else RUN_NOT_CLAIMED
         # Race: a redelivered task and a recovery re-queue may both try; one row changes.
@@ -133,7 +170,8 @@ def _claim(job_id: object, token: str) -> str:
             claimed_by=token,
             heartbeat_at=now,
             started_at=Coalesce(F("started_at"), now),
-            attempts=F("attempts") + 1,
+            # Taking back a yielded job is its next slice, not another attempt.
+            attempts=F("attempts") + (0 if yield_token else 1),
         )
     return RUN_FINISHED if claimed else RUN_NOT_CLAIMED
 
@@ -143,31 +181,43 @@ def playlist_job_run(
     job_id: object,
     client_factory: ClientFactory | None = None,
     worker: str = "",
+    token: str = "",
 ) -> str:
-    """Run (or resume) a playlist job. Returns RUN_FINISHED, RUN_BUSY or RUN_NOT_CLAIMED.
+    """Run (or resume) one slice of a playlist job. Returns RUN_FINISHED, RUN_YIELDED (it
+    handed its worker back and is queued again), RUN_BUSY or RUN_NOT_CLAIMED.
 
     Safe to call any number of times, concurrently too: only one caller claims the job, and a
     job whose worker died (heartbeat stale) is resumed without duplicate playlists or tracks.
+    ``token`` takes back a job that yielded (genres.jobs).
     """
-    token = worker or default_worker_id()
-    outcome = _claim(job_id, token)
+    holder = worker or default_worker_id()
+    outcome = _claim(job_id, holder, token)
     if outcome != RUN_FINISHED:
         return outcome
     job = PlaylistJob.objects.select_related("user", "scan").get(pk=uuid.UUID(str(job_id)))
+    background = job.origin == ORIGIN_SYNC
     recorder = None
     if client_factory is None:
         # Calls are counted for the operators' rate-limit page, like a scan's.
         recorder = SpotifyCallRecorder()
         record = recorder.record
+        priority = PRIORITY_BACKGROUND if background else PRIORITY_INTERACTIVE
 
         def client_factory(user: AbstractBaseUser) -> spotify.SpotifyClient:
-            return default_client_factory(user, on_call=record)
+            return default_client_factory(user, on_call=record, priority=priority)
 
+    run_slice = JobSlice(user_id=job.user_id, background=background)
     try:
         # Race: beats only while the claim is ours; a lost claim shows at the next persist.
-        claimed = PlaylistJob.objects.owned_by(pk=job.pk, worker=token)
+        claimed = PlaylistJob.objects.owned_by(pk=job.pk, worker=holder)
         with job_heartbeat(claimed=claimed, label=f"playlist job {job.pk}"):
-            _JobRun(job, token, client_factory).execute()
+            _JobRun(job, holder, client_factory, run_slice).execute()
+    except SliceEnd:
+        playlist_job_yield(job_id=job.pk, worker=holder, delay=run_slice.delay or 0.0)
+        return RUN_YIELDED
+    except _BudgetWait as wait:
+        playlist_job_yield(job_id=job.pk, worker=holder, delay=wait.wait)
+        return RUN_YIELDED
     except JobClaimLost:
         logger.warning("playlist job %s was taken over by another worker", job_id)
     finally:
@@ -188,6 +238,13 @@ class _GenreFailed(Exception):
     """This genre cannot go on now (the message says why); the job goes on with the next."""
 
 
+def _budget_wait(error: spotify.SpotifyRateLimited) -> float | None:
+    """Seconds to wait for the shared budget, when the limiter (not Spotify) said no."""
+    if getattr(error, "reason", None) != LIMITER_TIMEOUT_REASON:
+        return None
+    return max(0.0, float(error.retry_after or 0.0))
+
+
 def _normalised(name: str) -> str:
     return " ".join(name.split()).casefold()
 
@@ -203,10 +260,17 @@ def _describe(error: BaseException) -> str:
 
 
 class _JobRun:
-    def __init__(self, job: PlaylistJob, token: str, client_factory: ClientFactory) -> None:
+    def __init__(
+        self,
+        job: PlaylistJob,
+        token: str,
+        client_factory: ClientFactory,
+        run_slice: JobSlice | None = None,
+    ) -> None:
         self.job = job
         self.token = token
         self.client_factory = client_factory
+        self.slice = run_slice
         self.client: PlaylistClient  # made by execute(), once the job is ours
         self.owner_id = ""
         self.entries: dict[str, GenreResult] = {
@@ -297,6 +361,7 @@ class _JobRun:
                 f"could not connect to Spotify: {_describe(error)}",
                 {"error": "Could not connect to Spotify", "details": _describe(error)},
             )
+        started = False
         for genre in self.job.genres:
             targets = list(dict.fromkeys(tracks.get(genre, [])))
             if self.entries.get(genre, {}).get("_done"):
@@ -304,6 +369,10 @@ class _JobRun:
             if stop is not None:
                 self.fail(genre, len(targets), f"not attempted: {stop.message}")
                 continue
+            # Between genres only (a genre is never cut in two), and never before the first.
+            if started and self.slice is not None and self.slice.over():
+                raise SliceEnd(str(self.job.pk))
+            started = True
             try:
                 self.run_genre(genre, targets)
             except _GenreFailed as error:
@@ -311,6 +380,9 @@ class _JobRun:
             except JobClaimLost:
                 raise
             except spotify.SpotifyRateLimited as error:
+                wait = _budget_wait(error)
+                if wait is not None and wait <= BUDGET_YIELD_MAX:
+                    raise _BudgetWait(wait) from error
                 stop = self.quota_stop(error)
                 self.fail(genre, len(targets), stop.message)
             except (spotify.InvalidGrant, spotify.SpotifyAuthError) as error:

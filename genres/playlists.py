@@ -19,14 +19,15 @@ import unicodedata
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
-from genres.jobs import job_enqueue
+from genres.jobs import job_enqueue, yield_claim, yield_token_new
 from genres.models import PlaylistJob, ScanResult
 from genres.selectors import iso, latest_result
 
@@ -48,6 +49,8 @@ UNCLASSIFIED = "Unclassified"
 PLAYLIST_JOB_RUN_TASK = "genres.tasks.playlist_job_run_task"
 # How long a job waiting for another job of the same listener waits before trying again.
 BUSY_RETRY_SECONDS = 15
+# A delayed message is sent this much after the row is due, so it never arrives just before.
+DUE_MARGIN_SECONDS = 0.5
 
 PUBLIC_RESULT_KEYS = (
     "genre",
@@ -247,9 +250,31 @@ def _create(user: AbstractBaseUser, valid: PlaylistRequest) -> PlaylistJob:
     return job
 
 
-def _enqueue(job_id: uuid.UUID) -> None:
-    # A broker that refuses leaves the job row queued: recovery re-queues it.
-    job_enqueue(task_name=PLAYLIST_JOB_RUN_TASK, job_id=job_id, label="playlist job")
+def _enqueue(job_id: uuid.UUID | str, *, token: str = "", countdown: float | None = None) -> None:
+    # A broker that refuses leaves the job row as it is: recovery re-queues it.
+    job_enqueue(
+        task_name=PLAYLIST_JOB_RUN_TASK,
+        job_id=job_id,
+        label="playlist job",
+        token=token,
+        countdown=countdown,
+    )
+
+
+def playlist_job_yield(*, job_id: uuid.UUID | str, worker: str, delay: float = 0.0) -> bool:
+    """Hand a running job's worker back (genres.jobs): the job stays ``running`` for the
+    listener, no worker holds it, and its task is queued again, at the back of the queue,
+    with a new token (after ``delay`` seconds when it waits for the Spotify budget)."""
+    token = yield_token_new()
+    due = timezone.now() + timedelta(seconds=max(0.0, delay))
+    # Race: only the worker that holds the claim may hand it back.
+    handed_back = PlaylistJob.objects.owned_by(pk=job_id, worker=worker).update(
+        claimed_by=yield_claim(token), heartbeat_at=due
+    )
+    if handed_back:
+        countdown = delay + DUE_MARGIN_SECONDS if delay > 0 else None
+        transaction.on_commit(lambda: _enqueue(job_id, token=token, countdown=countdown))
+    return bool(handed_back)
 
 
 # --- JSON -----------------------------------------------------------------------------------

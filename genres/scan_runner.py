@@ -4,15 +4,24 @@ stores the aggregated result, resuming where an earlier attempt stopped.
 The scan keeps a ``checkpoint`` (per-source offsets, phase markers) written in the same
 transaction as the library rows it describes, so a pause or a crash resumes where it stopped
 and re-running a page never duplicates a row (LibraryTrack is unique per user, source, track).
+
+A run is one *slice* of the scan (genres.jobs): when ``JobSlice`` says other work waits, the
+client's ``SliceGate`` stops new requests, the pages and artist lookups in flight are
+delivered and stored, and the scan yields its worker and is queued again. The same happens
+when the shared Spotify budget has no slot for longer than the client's short
+``limiter_timeout``: the scan yields for the limiter's ``wait`` instead of holding a worker.
+Progress (counts and checkpoint) is written at least every PROGRESS_EVERY seconds while
+answers arrive, so the listener's page moves.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypedDict, cast
@@ -27,9 +36,20 @@ from genres.aggregation import aggregate, summary
 from genres.artists import artists_lookup, artists_store
 from genres.call_stats import SpotifyCallRecorder
 from genres.crypto import TokenDecryptionError
-from genres.jobs import RUN_NOT_CLAIMED, JobClaimLost, default_worker_id
+from genres.jobs import (
+    JOB_LIMITER_TIMEOUT,
+    ORIGIN_SYNC,
+    RUN_NOT_CLAIMED,
+    RUN_YIELDED,
+    JobClaimLost,
+    JobSlice,
+    SliceEnd,
+    SliceGate,
+    default_worker_id,
+)
 from genres.library import LibraryRow, library_rows_upsert
 from genres.models import LibrarySource, LibraryTrack, Scan, ScanResult, SpotifyAccount
+from genres.ratelimit import PRIORITY_BACKGROUND, PRIORITY_INTERACTIVE
 from genres.scans import (
     ScanError,
     scan_claim,
@@ -37,6 +57,7 @@ from genres.scans import (
     scan_heartbeat,
     scan_pause,
     scan_results_prune,
+    scan_yield,
 )
 from genres.selectors import iso
 from genres.tokens import AccountTokenProvider, spotify_client_for
@@ -58,6 +79,14 @@ HARVEST_INTERVAL = timedelta(days=7)
 HARVEST_STORE_BATCH = 500
 # When a rate limit cannot be waited out and Spotify gave no usable Retry-After.
 DEFAULT_PAUSE = timedelta(minutes=1)
+# Progress is written at least this often while answers arrive (the page polls every second
+# or two), and at least every ARTIST_CHUNK artists.
+PROGRESS_EVERY = 1.5
+# A wait for the shared budget up to this long yields the worker and keeps the scan running
+# for the listener; a longer one pauses it (the page says when it goes on).
+BUDGET_YIELD_MAX = 120.0
+# The limiter's reason on SpotifyRateLimited when the shared budget had no slot in time.
+LIMITER_TIMEOUT_REASON = "LIMITER_TIMEOUT"
 
 STEP_ERRORS = {
     Scan.Step.FETCHING_PROFILE: "Failed to fetch your profile from Spotify",
@@ -111,14 +140,22 @@ def _details(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def scan_run(*, scan_id: object, worker: str | None = None) -> str:
-    """Run (or resume) one scan to its end, a pause or a failure. Idempotent: a scan that is
-    not claimable (finished, or held by a live worker) is left alone.
+def _budget_wait(error: spotify.SpotifyRateLimited) -> float | None:
+    """Seconds to wait for the shared budget, when the limiter (not Spotify) said no."""
+    if getattr(error, "reason", None) != LIMITER_TIMEOUT_REASON:
+        return None
+    return max(0.0, float(error.retry_after or 0.0))
 
-    Returns the scan's status afterwards, or RUN_NOT_CLAIMED.
+
+def scan_run(*, scan_id: object, worker: str | None = None, token: str = "") -> str:
+    """Run (or resume) one slice of a scan: to its end, a pause, a failure, or a yield of its
+    worker (genres.jobs). Idempotent: a scan that is not claimable (finished, held by a live
+    worker, yielded under another token) is left alone.
+
+    Returns the scan's status afterwards, RUN_YIELDED or RUN_NOT_CLAIMED.
     """
     worker = worker or default_worker_id()
-    scan = scan_claim(scan_id=scan_id, worker=worker)
+    scan = scan_claim(scan_id=scan_id, worker=worker, token=token)
     if scan is None:
         return RUN_NOT_CLAIMED
     account = SpotifyAccount.objects.filter(user_id=scan.user_id).first()
@@ -138,7 +175,12 @@ def scan_run(*, scan_id: object, worker: str | None = None) -> str:
     except JobClaimLost:
         logger.warning("scan %s: claim lost to another worker; stopping", scan.pk)
         return RUN_NOT_CLAIMED
+    except SliceEnd:
+        return _yield(run, delay=run.slice.delay or 0.0)
     except spotify.SpotifyRateLimited as error:
+        budget_wait = _budget_wait(error)
+        if budget_wait is not None and budget_wait <= BUDGET_YIELD_MAX:
+            return _yield(run, delay=budget_wait)
         wait = timedelta(seconds=error.retry_after) if error.retry_after else DEFAULT_PAUSE
         resume_at = timezone.now() + wait
         shape = _error_shape(run.scan, STEP_ERRORS[run.scan.step], _details(error))
@@ -165,6 +207,16 @@ def scan_run(*, scan_id: object, worker: str | None = None) -> str:
         return Scan.Status.FAILED
     finally:
         recorder.flush()
+
+
+def _yield(run: _ScanRun, *, delay: float) -> str:
+    """Store the slice's last progress and hand the worker back (genres.jobs)."""
+    try:
+        run.save()
+    except JobClaimLost:
+        return RUN_NOT_CLAIMED
+    scan_yield(scan_id=run.scan.pk, worker=run.worker, delay=delay)
+    return RUN_YIELDED
 
 
 def _added_at(item: Mapping[str, Any]) -> datetime | None:
@@ -204,10 +256,15 @@ class _ScanRun:
     artists_arrived: dict[str, Mapping[str, Any] | None] = field(default_factory=dict)
     artists_waiting: int = 0  # asked for in this attempt, not stored yet
     harvest_checked: bool = False
+    # When this run yields its worker (genres.jobs), and the client's gate that then stops it.
+    slice: JobSlice = field(init=False)
+    gate: SliceGate = field(init=False)
+    last_store: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self.checkpoint = cast(Checkpoint, dict(self.scan.checkpoint or {}))
         self.checkpoint.setdefault("sources", {})
+        self.slice = JobSlice(user_id=self.scan.user_id, background=self.scan.origin == ORIGIN_SYNC)
 
     # -- bookkeeping --
 
@@ -229,6 +286,10 @@ class _ScanRun:
         if not Scan.objects.owned_by(pk=self.scan.pk, worker=self.worker).update(**fields):
             raise JobClaimLost(str(self.scan.pk))
         self.recorder.maybe_flush()
+        # Never raises here (a save may sit inside a transaction): the gate stops new
+        # requests, and the run ends where they fail, after storing what was in flight.
+        if self.slice.over():
+            self.gate.close()
 
     # -- the steps --
 
@@ -236,8 +297,14 @@ class _ScanRun:
         # Requests of earlier attempts (before a pause or a crash) still count.
         self.checkpoint["requestsBefore"] = self.scan.requests_made
         self.tokens = AccountTokenProvider(account_pk=self.account.pk)
+        self.gate = SliceGate(self.tokens)
+        background = self.scan.origin == ORIGIN_SYNC
         self.client = spotify_client_for(
-            account=self.account, on_call=self.recorder.record, tokens=self.tokens
+            account=self.account,
+            on_call=self.recorder.record,
+            tokens=self.gate,
+            priority=PRIORITY_BACKGROUND if background else PRIORITY_INTERACTIVE,
+            limiter_timeout=JOB_LIMITER_TIMEOUT,
         )
         self.tokens.access_token()  # load (or refresh) the token in this thread
         if not self.checkpoint.get("profile"):
@@ -252,16 +319,33 @@ class _ScanRun:
                 self.save(tracks_found=self._distinct_tracks())
                 self.save(step=Scan.Step.FETCHING_ARTISTS)
                 self.fetch_artists()
-            except BaseException:
+            except BaseException as error:
                 # Keep the artists that did arrive (also before a pause), so a resume does not
                 # ask for them again; a failure to store them must not hide the first error.
                 try:
+                    if self._yields_on(error):
+                        self._drain_lookups()
                     self._artists_store_arrived()
                 except Exception:  # noqa: BLE001 - the original error is raised
                     logger.warning("scan %s: arrived artists not stored", self.scan.pk)
                 raise
         self.save(step=Scan.Step.AGGREGATING)
         self.finish()
+
+    @staticmethod
+    def _yields_on(error: BaseException) -> bool:
+        """Whether ``error`` ends the run with a yield (not a pause or a failure)."""
+        if isinstance(error, SliceEnd):
+            return True
+        return isinstance(error, spotify.SpotifyRateLimited) and _budget_wait(error) is not None
+
+    def _drain_lookups(self) -> None:
+        """Before a yield: no new lookup starts, the ones in flight (paid for) are delivered."""
+        self.gate.close()
+        try:
+            self.lookups.finish()
+        except Exception as error:  # noqa: BLE001 - the run ends with the error that stopped it
+            logger.debug("scan %s: lookups drained (%s)", self.scan.pk, type(error).__name__)
 
     def _library(self) -> QuerySet[LibraryTrack]:
         return LibraryTrack.objects.filter(user_id=self.scan.user_id, source__in=self.scan.sources)
@@ -489,7 +573,8 @@ class _ScanRun:
         if not unknown:
             return
         with self._artists_step_on_error():
-            if not self.harvest_checked:
+            # Not once the slice is over: the next slice harvests as a whole.
+            if not self.harvest_checked and not self.gate.closed:
                 self.harvest_checked = True
                 if self._harvest_due():
                     # What the harvest stored is known now: no second look in the cache.
@@ -506,6 +591,8 @@ class _ScanRun:
         fetching_artists step's, whatever step the scan is at."""
         try:
             yield
+        except SliceEnd:
+            raise  # the end of a slice, not an error of any step
         except Exception:
             self.scan.step = Scan.Step.FETCHING_ARTISTS
             raise
@@ -513,13 +600,16 @@ class _ScanRun:
     def _artist_answer(self, artist_id: str, artist: Mapping[str, Any] | None) -> None:
         # None: Spotify does not know the id; remembered as "no genres", not asked again.
         self.artists_arrived[artist_id] = artist
-        if len(self.artists_arrived) >= ARTIST_CHUNK:
+        due = time.monotonic() - self.last_store >= PROGRESS_EVERY
+        if len(self.artists_arrived) >= ARTIST_CHUNK or due:
             self._artists_store_arrived()
             self.tokens.access_token()
 
     def _artists_deliver(self) -> None:
         """Store the lookups that have arrived, without waiting for the others."""
-        with self._artists_step_on_error():
+        # A slice that is over: the read goes on until its pages in flight are stored, and
+        # the yield delivers the lookups still in flight.
+        with self._artists_step_on_error(), suppress(SliceEnd):
             self.lookups.deliver()
         self._artists_store_arrived()
 
@@ -528,6 +618,7 @@ class _ScanRun:
             return
         batch = dict(self.artists_arrived)
         self.artists_arrived.clear()  # a failed write is not retried by a later store
+        self.last_store = time.monotonic()
         artists_store(batch)
         self.artists_waiting = max(0, self.artists_waiting - len(batch))
         progress = self.checkpoint.setdefault("artists", {})

@@ -20,7 +20,13 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from genres.heartbeat import Heartbeat
-from genres.jobs import is_uuid, job_enqueue, job_heartbeat
+from genres.jobs import (
+    is_uuid,
+    job_enqueue,
+    job_heartbeat,
+    yield_claim,
+    yield_token_new,
+)
 from genres.models import PlaylistJob, Scan, ScanResult, SpotifyAccount
 
 # The Celery task that runs a scan (genres.tasks), queued by name.
@@ -31,6 +37,11 @@ MAX_SOURCES = 20
 # Results kept per listener (a large library's result is about half a megabyte); older ones
 # go unless a playlist job still works from them. The scan rows themselves stay.
 KEEP_RESULTS = 3
+# A pause up to this long is ended by a message with a countdown, at resumeAt; a longer one (a
+# quota of hours) by the periodic recovery, which is also the safety net for the short ones.
+PROMPT_RESUME_MAX = timedelta(minutes=15)
+# A delayed message is sent this much after the row is due, so it never arrives just before.
+DUE_MARGIN_SECONDS = 0.5
 
 
 class ScanError(TypedDict):
@@ -82,9 +93,13 @@ def spotify_id_valid(value: str) -> bool:
     return 1 <= len(value) <= 64 and value.isascii() and value.isalnum()
 
 
-def _enqueue_scan(scan_id: uuid.UUID) -> None:
-    # A broker that refuses leaves the row queued: jobs_recover re-queues it.
-    job_enqueue(task_name=SCAN_RUN_TASK, job_id=scan_id, label="scan")
+def _enqueue_scan(
+    scan_id: uuid.UUID | str, *, token: str = "", countdown: float | None = None
+) -> None:
+    # A broker that refuses leaves the row as it is: jobs_recover re-queues it.
+    job_enqueue(
+        task_name=SCAN_RUN_TASK, job_id=scan_id, label="scan", token=token, countdown=countdown
+    )
 
 
 def scan_start(
@@ -133,17 +148,20 @@ def scan_start(
 # --- Transitions ------------------------------------------------------------------------------
 
 
-def scan_claim(*, scan_id: object, worker: str, now: datetime | None = None) -> Scan | None:
-    """Take a scan for ``worker``: queued, paused and due, or running with a stale heartbeat.
+def scan_claim(
+    *, scan_id: object, worker: str, now: datetime | None = None, token: str = ""
+) -> Scan | None:
+    """Take a scan for ``worker``: queued, paused and due, running with a stale heartbeat, or
+    (with its ``token``) yielded and due.
 
     Returns the claimed scan, or None when it is not claimable (finished, held by a live
-    worker, paused until later, unknown).
+    worker, paused until later, yielded under another token, unknown).
     """
     now = now or timezone.now()
     # Race: a redelivered task, jobs_recover and a retry may all try one scan; the
     # conditional update lets exactly one of them win.
     claimed = (
-        Scan.objects.claimable(now=now)
+        Scan.objects.claimable(now=now, token=token)
         .filter(pk=scan_id)
         .update(
             status=Scan.Status.RUNNING,
@@ -151,7 +169,8 @@ def scan_claim(*, scan_id: object, worker: str, now: datetime | None = None) -> 
             heartbeat_at=now,
             resume_at=None,
             error=None,
-            attempts=F("attempts") + 1,
+            # Taking back a yielded scan is its next slice, not another attempt.
+            attempts=F("attempts") + (0 if token else 1),
             started_at=Coalesce(F("started_at"), Value(now)),
         )
         if is_uuid(scan_id)
@@ -163,17 +182,39 @@ def scan_claim(*, scan_id: object, worker: str, now: datetime | None = None) -> 
 def scan_pause(
     *, scan_id: uuid.UUID | str, worker: str, resume_at: datetime, error: ScanError
 ) -> bool:
-    """Running -> paused until ``resume_at`` (Spotify's quota); the checkpoint stays."""
+    """Running -> paused until ``resume_at`` (Spotify's rate limit or quota); the checkpoint
+    stays. A pause up to PROMPT_RESUME_MAX is resumed at ``resume_at`` by a delayed message,
+    without waiting for the periodic recovery (which also resumes it if that message is lost).
+    """
+    now = timezone.now()
     # Race: only the worker that holds the claim may park the scan.
-    return bool(
-        Scan.objects.owned_by(pk=scan_id, worker=worker).update(
-            status=Scan.Status.PAUSED,
-            resume_at=resume_at,
-            error=error,
-            claimed_by="",
-            heartbeat_at=timezone.now(),
-        )
+    paused = Scan.objects.owned_by(pk=scan_id, worker=worker).update(
+        status=Scan.Status.PAUSED,
+        resume_at=resume_at,
+        error=error,
+        claimed_by="",
+        heartbeat_at=now,
     )
+    if paused and resume_at - now <= PROMPT_RESUME_MAX:
+        countdown = max(0.0, (resume_at - now).total_seconds()) + DUE_MARGIN_SECONDS
+        transaction.on_commit(lambda: _enqueue_scan(scan_id, countdown=countdown))
+    return bool(paused)
+
+
+def scan_yield(*, scan_id: uuid.UUID | str, worker: str, delay: float = 0.0) -> bool:
+    """Hand a running scan's worker back (genres.jobs): the scan stays ``running`` for the
+    listener, no worker holds it, and its task is queued again, at the back of the queue,
+    with a new token (after ``delay`` seconds when it waits for the Spotify budget)."""
+    token = yield_token_new()
+    due = timezone.now() + timedelta(seconds=max(0.0, delay))
+    # Race: only the worker that holds the claim may hand it back.
+    handed_back = Scan.objects.owned_by(pk=scan_id, worker=worker).update(
+        claimed_by=yield_claim(token), heartbeat_at=due
+    )
+    if handed_back:
+        countdown = delay + DUE_MARGIN_SECONDS if delay > 0 else None
+        transaction.on_commit(lambda: _enqueue_scan(scan_id, token=token, countdown=countdown))
+    return bool(handed_back)
 
 
 def scan_fail(*, scan_id: uuid.UUID | str, worker: str | None, error: ScanError) -> bool:

@@ -25,9 +25,10 @@ PLAYLIST_BUSY_RETRIES = 8
 
 
 @shared_task(name=SCAN_RUN_TASK, acks_late=True, ignore_result=True)
-def scan_run(scan_id: str) -> str:
-    """Run or resume one scan (see scan_runner.scan_run)."""
-    return scan_runner.scan_run(scan_id=scan_id)
+def scan_run(scan_id: str, token: str = "") -> str:
+    """Run or resume one slice of a scan (see scan_runner.scan_run); ``token`` takes back a
+    scan that yielded its worker (genres.jobs). A yield queues the next slice itself."""
+    return scan_runner.scan_run(scan_id=scan_id, token=token)
 
 
 @shared_task(name="genres.tasks.jobs_recover", ignore_result=True)
@@ -56,10 +57,11 @@ def jobs_recover() -> dict[str, int]:
     ignore_result=True,
     max_retries=PLAYLIST_BUSY_RETRIES,
 )
-def playlist_job_run_task(self: Task, job_id: str) -> str:
-    """Run or resume one playlist job (see playlist_runner.playlist_job_run). While another job of
-    the same listener runs it waits, queued, and tries again (recovery re-queues it too)."""
-    outcome = playlist_runner.playlist_job_run(job_id=job_id)
+def playlist_job_run_task(self: Task, job_id: str, token: str = "") -> str:
+    """Run or resume one playlist job (see playlist_runner.playlist_job_run); ``token`` takes
+    back a job that yielded its worker. While another job of the same listener runs it waits,
+    queued, and tries again (recovery re-queues it too)."""
+    outcome = playlist_runner.playlist_job_run(job_id=job_id, token=token)
     if outcome == RUN_BUSY and self.request.retries < PLAYLIST_BUSY_RETRIES:
         raise self.retry(countdown=BUSY_RETRY_SECONDS)
     return outcome
