@@ -740,6 +740,12 @@ class SpotifyClient:
         self, state: _Attempts, endpoint: str, message: str, reason: str | None, retry_after: float
     ) -> None:
         quota = reason == "QUOTA_EXCEEDED"
+        if not quota:
+            # Every worker holds off through the shared limiter, this one included, and the
+            # shared budget learns from it: a long Retry-After (Spotify's answer to a client
+            # that keeps hammering) says the budget is too high just as a short one does. A
+            # quota 429 is about one endpoint group's daily quota, not the window.
+            self._limiter.penalize(retry_after)
         if quota or retry_after > MAX_INLINE_WAIT:
             raise SpotifyRateLimited(
                 message,
@@ -749,8 +755,6 @@ class SpotifyClient:
                 reason=reason,
                 endpoint=endpoint,
             )
-        # Every worker holds off through the shared limiter, this one included.
-        self._limiter.penalize(retry_after)
         state.short_429s += 1
         if state.short_429s >= MAX_SHORT_429S:
             raise SpotifyRateLimited(
