@@ -305,6 +305,13 @@ class SyncSchedule(models.Model):
         max_length=16, choices=Stopped.choices, default=Stopped.NONE, blank=True
     )
     running_since = models.DateTimeField(null=True, blank=True)
+    # A lease: the driver advancing the run (the run's own task, or the beat's tick) holds it
+    # until then, so two drivers never both start its playlist job or both finish it.
+    advancing_until = models.DateTimeField(null=True, blank=True)
+    # Who asked for the run in progress: the beat (background) or "Sync now" (the listener).
+    run_origin = models.CharField(
+        max_length=16, choices=JobOrigin.choices, default=JobOrigin.SYNC, blank=True
+    )
     # The run in progress: its incremental scan, then the playlist job that adds new likes.
     scan = models.ForeignKey(
         Scan, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

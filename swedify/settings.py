@@ -264,7 +264,16 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Deletes expired sessions (abandoned sign-ins expire within minutes).
     "swedify-sessions-clear": {"task": "swedify.tasks.sessions_clear", "schedule": 3600.0},
+    # Auto-sync: starts the listeners' runs that are due, advances runs whose task was lost.
+    "genres-sync-tick": {"task": "genres.sync_tasks.syncs_tick", "schedule": 60.0},
 }
+# A scan or playlist job runs at least this many seconds before it hands its worker to other
+# waiting work and queues itself again (genres.jobs), so a small scan never waits for big ones.
+SWEDIFY_JOB_SLICE_SECONDS = env_int("SWEDIFY_JOB_SLICE_SECONDS", 10)
+# Auto-sync (genres.sync): a listener's default interval, and how far each run moves from
+# it either way (percent of the interval), so listeners who turned it on together spread out.
+SYNC_DEFAULT_INTERVAL_HOURS = env_int("SWEDIFY_SYNC_INTERVAL_HOURS", 6)
+SYNC_JITTER_PERCENT = env_int("SWEDIFY_SYNC_JITTER_PERCENT", 10)
 
 # --- Spotify ------------------------------------------------------------------------------
 
@@ -495,5 +504,5 @@ CELERY_RESULT_EXPIRES = 60 * 60
 # An agent task sent without a host's queue waits in a queue no worker consumes (and expires)
 # instead of running on whichever ordinary worker takes it, on the wrong machine.
 CELERY_TASK_ROUTES = {"deployments.agent.*": {"queue": "deploy.unrouted"}}
-# The agent's tasks live outside tasks.py (autodiscovery reads only that module).
-CELERY_IMPORTS = ("deployments.agent",)
+# The agent's and auto-sync's tasks live outside tasks.py (autodiscovery reads only that module).
+CELERY_IMPORTS = ("deployments.agent", "genres.sync_tasks")
