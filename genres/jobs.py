@@ -40,6 +40,7 @@ from typing import Any, Self
 
 from celery import current_app
 from django.apps import apps
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -72,9 +73,9 @@ ORIGIN_SYNC = "sync"
 
 # The claim of a yielded row: no worker holds it; the message with this token takes it back.
 YIELD_PREFIX = "yield:"
-# An interactive job runs at least this long before it yields to other waiting work, so a
-# yield (a re-claim, the requests in flight drained) costs a few percent of a slice at most.
-SLICE_SECONDS = 10.0
+# An interactive job runs at least SWEDIFY_JOB_SLICE_SECONDS (default 10) before it yields to
+# other waiting work, so a yield (a re-claim, the requests in flight drained) costs a few
+# percent of a slice at most.
 # Whether other work waits is read from the database at most this often while a job runs.
 WAITING_CHECK_EVERY = 1.0
 # A background job yielding to interactive work comes back after this (not at once: the
@@ -240,7 +241,8 @@ class JobSlice:
     ``over()`` is cheap to call often: it looks at the job rows at most every
     WAITING_CHECK_EVERY seconds. An interactive job yields once it has run SLICE_SECONDS and
     interactive work of another listener waits; a background job yields at once when
-    interactive work waits, and after its slice when other background work waits.
+    interactive work waits, and after its slice when other background work waits. ``seconds``
+    defaults to the SWEDIFY_JOB_SLICE_SECONDS setting.
     """
 
     def __init__(
@@ -254,7 +256,9 @@ class JobSlice:
     ) -> None:
         self.user_id = user_id
         self.background = background
-        self.seconds = SLICE_SECONDS if seconds is None else seconds
+        if seconds is None:
+            seconds = float(settings.SWEDIFY_JOB_SLICE_SECONDS)
+        self.seconds = seconds
         self._clock = clock
         self._waiting = waiting
         self._started = clock()
