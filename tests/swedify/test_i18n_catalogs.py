@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 
 MESSAGES = Path(settings.BASE_DIR) / "locale" / "sv" / "LC_MESSAGES"
-DOMAINS = ["django"]
+DOMAINS = ["django", "djangojs"]
 # %(name)s, %s, %d ... (python-format and javascript-format; interpolate() takes both).
 PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[sdif]|\{[a-z_]+\}")
 
