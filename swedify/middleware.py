@@ -7,7 +7,9 @@ import secrets
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, UnreadablePostError
+from django.utils import translation
 
 # Listener pages run no inline code at all: scripts and styles come from our static files,
 # and the nonce exists only for the rare element that must be inline.
@@ -41,6 +43,21 @@ class ContentSecurityPolicyMiddleware:
 
 def csp_nonce(request: HttpRequest) -> dict[str, str]:
     return {"csp_nonce": getattr(request, "csp_nonce", "")}
+
+
+class AdminInEnglishMiddleware:
+    """Right after LocaleMiddleware: the operators' admin stays in English whatever the browser
+    asks. Only the listener pages are translated; Django's own admin strings would otherwise
+    turn Swedish around Swedify's English ones (actions, runbooks, deploy messages)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/admin/"):
+            translation.activate(settings.LANGUAGE_CODE)
+            request.LANGUAGE_CODE = translation.get_language()
+        return self.get_response(request)
 
 
 # A request body the app never read (an answer given before the body mattered: 401, 403, 405,

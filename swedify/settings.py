@@ -95,6 +95,7 @@ MIDDLEWARE = [
     # After sessions, before CommonMiddleware (Django's documented place): picks the language
     # from the django_language cookie, else Accept-Language, else LANGUAGE_CODE.
     "django.middleware.locale.LocaleMiddleware",
+    "swedify.middleware.AdminInEnglishMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

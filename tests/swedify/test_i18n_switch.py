@@ -142,3 +142,16 @@ def test_the_api_stays_language_neutral() -> None:
     swedish = Client().get("/api/genres", HTTP_ACCEPT_LANGUAGE="sv")
     assert english.status_code == swedish.status_code == 401
     assert english.json() == swedish.json()
+
+
+def test_the_operators_admin_stays_english_for_a_swedish_browser() -> None:
+    client = Client()
+    _switch(client, "sv")
+    login = client.get("/admin/login/", HTTP_ACCEPT_LANGUAGE="sv")
+    assert login.status_code == 200
+    assert login["Content-Language"] == "en"
+    assert '<html lang="en"' in login.text
+    assert "Log in" in login.text
+    assert "Logga in" not in login.text
+    # The same browser still gets Swedish on the listener pages.
+    assert SWEDISH_MARK in client.get("/", HTTP_ACCEPT_LANGUAGE="sv").text
