@@ -10,11 +10,13 @@ at ``SPOTIFY_RATE_LIMIT`` and is then learned (below). Each window is widened by
 ``WINDOW_MARGIN_SECONDS``: we stamp a request when it leaves, Spotify when it arrives.
 
 **The burst cap (smoothing).** At most a tenth of the budget in any tenth of the window, so
-the long-run rate is the same but requests are spread out. It applies while the learned
-budget is below the configured one (a real window we do not know may be shorter than ours,
-e.g. 15 per 10 s) and for ``SMOOTHING_SECONDS`` after any 429 (``SMOOTH_AFTER_429``, the
-default; ``SMOOTH_ALWAYS`` and ``SMOOTH_NEVER`` fix the choice). Until Spotify has shown it is
-provoked, a scan gets the full budget at once, which is what makes it fastest.
+the long-run rate is the same but requests are spread out. ``SPOTIFY_RATE_SMOOTHING`` says
+when: ``always`` (the default), ``after-429`` (for ``SMOOTHING_SECONDS`` after any 429 and
+while the learned budget is below the configured one) or ``never``. Pacing from the start is
+the default because the real window is unknown: a burst of the whole configured budget
+meets a smaller real window with every request in flight at once, and each of them is
+answered 429 (several per worker) before the first 429 can stop the others; paced, the
+overstep costs a request or two, and the real window is found no later.
 
 **Retry-After.** ``penalize(retry_after)`` after a 429 makes every worker hold off until then,
 so one worker's 429 does not become every worker's 429. It is always honoured.
@@ -116,7 +118,7 @@ __all__ = [
     "rate_limiter",
 ]
 
-_limiters: dict[tuple[int, str], LocalRateLimiter | RedisRateLimiter] = {}
+_limiters: dict[tuple[int, str, str], LocalRateLimiter | RedisRateLimiter] = {}
 _limiters_lock = threading.Lock()
 
 
@@ -124,11 +126,15 @@ def rate_limiter() -> LocalRateLimiter | RedisRateLimiter:
     """The process-wide limiter for the configured budget and backend (settings read now)."""
     budget = int(settings.SPOTIFY_RATE_LIMIT)
     url = getattr(settings, "REDIS_URL", "") or ""
-    key = (budget, url)
+    smooth = getattr(settings, "SPOTIFY_RATE_SMOOTHING", SMOOTH_ALWAYS)
+    key = (budget, url, smooth)
     with _limiters_lock:
         limiter = _limiters.get(key)
         if limiter is None:
-            limiter = RedisRateLimiter(budget, url=url) if url else LocalRateLimiter(budget)
+            if url:
+                limiter = RedisRateLimiter(budget, url=url, smooth=smooth)
+            else:
+                limiter = LocalRateLimiter(budget, smooth=smooth)
             _limiters[key] = limiter
         return limiter
 

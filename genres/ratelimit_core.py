@@ -33,6 +33,9 @@ PRIORITIES = (PRIORITY_INTERACTIVE, PRIORITY_BACKGROUND)
 DECREASE_FACTOR = 0.85
 # ...and never below this share of itself, however few requests the window held.
 DECREASE_FLOOR = 0.5
+# A 429 at least this many windows after the last decrease, with the window full to the
+# budget, is a probe that overstepped: step back a little instead of multiplicatively.
+GENTLE_AFTER_WINDOWS = 1.0
 # The learned budget never falls below this share of the configured one (nor below 1).
 MIN_BUDGET_FRACTION = 0.05
 # Each full window in which we used the learned budget adds this share of the configured one
@@ -128,15 +131,23 @@ def increase_step(limit: int) -> float:
     return max(1.0, limit * INCREASE_FRACTION)
 
 
-def decreased_budget(learned: float, limit: int, sent_in_window: int) -> float:
+def decreased_budget(
+    learned: float, limit: int, sent_in_window: int, since_last_decrease: float, window: float
+) -> float:
     """The learned budget after a congestion event.
 
     ``sent_in_window`` is how many requests the window held when the rejected request left
-    (itself included): Spotify admitted fewer, so when that is below the multiplicative
-    decrease it is the better estimate (a configured budget far above the real one is
-    corrected in one step instead of several).
+    (itself included): Spotify admitted fewer. A probe that just overstepped a limit the
+    budget had reached steps back to just under that count; anything else (a budget far too
+    high, or a 429 again soon after the last decrease) decreases multiplicatively, to the
+    count if that is lower (one step for a configured budget far above the real one).
     """
-    target = min(learned * DECREASE_FACTOR, float(sent_in_window - 1))
+    ceiling = float(max(0, sent_in_window - 1))
+    calm = since_last_decrease >= GENTLE_AFTER_WINDOWS * window
+    if calm and ceiling >= learned * DECREASE_FACTOR:
+        target = min(learned, ceiling) - increase_step(limit)
+    else:
+        target = min(learned * DECREASE_FACTOR, ceiling)
     return max(min_budget(limit), learned * DECREASE_FLOOR, target)
 
 

@@ -297,21 +297,33 @@ class LocalRateLimiter:
         """When this thread's latest request was let through (this limiter's clock)."""
         return getattr(self._grants, "at", None)
 
-    def penalize(self, retry_after: float) -> None:
+    def penalize(self, retry_after: float, *, sent_at: float | None = None) -> None:
+        """After a 429: hold everyone until now + retry_after and lower the budget.
+
+        ``sent_at`` (this limiter's clock) is when the rejected request was let through;
+        by default this thread's latest grant, which is that request in SpotifyClient.
+        """
         with self._lock:
             now = self._clock()
             self._hold_until = max(self._hold_until, now + max(0.0, retry_after))
             self._smooth_until = now + SMOOTHING_SECONDS
             if not self.adaptive:
                 return
-            sent_at = getattr(self._grants, "at", None)
+            if sent_at is None:
+                sent_at = getattr(self._grants, "at", None)
             sent_at = now if sent_at is None else sent_at
             # Requests that left before the last decrease were sent at the old rate: their
             # 429s belong to the congestion event already answered.
             if sent_at <= self._decreased_at:
                 return
             in_window = self._count_since(sent_at - self.window) - self._count_since(sent_at)
-            self.learned = decreased_budget(self.learned, self.limit, max(1, in_window))
+            self.learned = decreased_budget(
+                self.learned,
+                self.limit,
+                in_window,
+                now - self._decreased_at,
+                self.window,
+            )
             self._decreased_at = self._changed_at = now
 
 

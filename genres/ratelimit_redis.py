@@ -28,6 +28,7 @@ from genres.ratelimit_core import (
     DECREASE_FACTOR,
     DECREASE_FLOOR,
     DEFAULT_ACQUIRE_TIMEOUT,
+    GENTLE_AFTER_WINDOWS,
     LEARNED_MEMORY_SECONDS,
     PRIORITY_INTERACTIVE,
     SERVED_MEMORY_SECONDS,
@@ -195,14 +196,20 @@ local limit = tonumber(ARGV[4])
 if ARGV[6] ~= '1' or limit <= 0 then return tostring(limit) end
 local state = redis.call('HMGET', KEYS[3], 'budget', 'decreased')
 local learned = tonumber(state[1] or limit)
-local decreased = tonumber(state[2] or '-1')
+local decreased = tonumber(state[2] or '-1e18')
 local sent = tonumber(ARGV[3])
 if sent <= 0 then sent = now end
 -- A request sent before the last decrease left at the old rate: same congestion event.
 if sent <= decreased then return tostring(learned) end
 local window = tonumber(ARGV[5])
-local in_window = redis.call('ZCOUNT', KEYS[4], '(' .. us(sent - window), us(sent))
-local target = math.min(learned * tonumber(ARGV[7]), math.max(1, in_window) - 1)
+local factor = tonumber(ARGV[7])
+local ceiling = math.max(0, redis.call('ZCOUNT', KEYS[4], '(' .. us(sent - window), us(sent)) - 1)
+local target
+if now - decreased >= tonumber(ARGV[11]) * window and ceiling >= learned * factor then
+  target = math.min(learned, ceiling) - tonumber(ARGV[12])
+else
+  target = math.min(learned * factor, ceiling)
+end
 learned = math.max(tonumber(ARGV[9]), learned * tonumber(ARGV[8]), target)
 redis.call('HSET', KEYS[3], 'budget', tostring(learned), 'changed', us(now), 'decreased', us(now))
 redis.call('PEXPIRE', KEYS[3], ARGV[10])
@@ -394,6 +401,8 @@ class RedisRateLimiter:
                     DECREASE_FLOOR,
                     min_budget(self.limit),
                     int(LEARNED_MEMORY_SECONDS * 1000),
+                    GENTLE_AFTER_WINDOWS,
+                    increase_step(self.limit),
                 ],
             )
         except self._redis_errors as error:

@@ -301,6 +301,11 @@ SPOTIFY_REDIRECT_URI = env_str(
 )
 # Requests per rolling 30 s window that all workers together may send to Spotify.
 SPOTIFY_RATE_LIMIT = env_int("SPOTIFY_RATE_LIMIT", 150)
+# When the limiter spreads requests (a tenth of the budget per tenth of the window): "always"
+# (Spotify's real window is unknown; pacing finds it with few 429s), "after-429" or "never".
+SPOTIFY_RATE_SMOOTHING = env_str("SPOTIFY_RATE_SMOOTHING", "always")
+if SPOTIFY_RATE_SMOOTHING not in {"always", "after-429", "never"}:
+    raise ImproperlyConfigured("SPOTIFY_RATE_SMOOTHING must be always, after-429 or never")
 SPOTIFY_CONCURRENCY = env_int("SPOTIFY_CONCURRENCY", 8)
 
 SWEDIFY_TOKEN_KEYS = env_list("SWEDIFY_TOKEN_KEYS")
