@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -159,6 +161,77 @@ def add_likes(sandbox: Sandbox, request: Request, params: tuple[str, ...]) -> Re
     )
 
 
+def remove_likes(sandbox: Sandbox, request: Request, params: tuple[str, ...]) -> Response:
+    """The user unlikes tracks they liked after the start (``track_ids``)."""
+    user = _user(sandbox, params[0])
+    ids = _object(request).get("track_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise ControlError(400, "track_ids must be a list of track ids")
+    removed = user.library.remove_likes(ids)
+    return json_response(200, {"removed": removed, "total": len(user.library)})
+
+
+# Likes arriving over time: one background thread per schedule, adding a like every
+# `every_seconds` until `count` arrived (or the user was removed or replaced).
+MAX_SCHEDULED_LIKES = 10_000
+_schedules: dict[str, int] = {}  # user id -> likes still to arrive
+_schedules_lock = threading.Lock()
+
+
+def _deliver_likes(
+    sandbox: Sandbox, user: User, count: int, every: float, new_artists: int
+) -> None:
+    undelivered = count
+    try:
+        for n in range(count):
+            time.sleep(every)
+            with sandbox.lock:
+                if sandbox.users.get(user.id) is not user:
+                    return
+                sandbox.add_likes(user, 1, 1 if n < new_artists else 0)
+            undelivered -= 1
+            with _schedules_lock:
+                _schedules[user.id] -= 1
+    finally:
+        with _schedules_lock:
+            left = _schedules.get(user.id, 0) - undelivered
+            if left > 0:
+                _schedules[user.id] = left
+            else:
+                _schedules.pop(user.id, None)
+
+
+def schedule_likes(sandbox: Sandbox, request: Request, params: tuple[str, ...]) -> Response:
+    """``{"count": 10, "every_seconds": 0.5, "new_artists": 2}``: likes arrive one at a time,
+    a like every ``every_seconds`` (the first after one interval), the first ``new_artists``
+    of them by artists new to the catalog."""
+    user = _user(sandbox, params[0])
+    data = _object(request)
+    count = _int(data, "count", 1, MAX_SCHEDULED_LIKES)
+    new_artists = _int(data, "new_artists", 0, MAX_NEW_ARTISTS)
+    if new_artists > count:
+        raise ControlError(400, "new_artists cannot exceed count: each new artist gets a like")
+    every = data.get("every_seconds", 1)
+    if isinstance(every, bool) or not isinstance(every, int | float) or not 0.01 <= every <= 3600:
+        raise ControlError(400, "every_seconds must be a number from 0.01 to 3600")
+    with _schedules_lock:
+        _schedules[user.id] = _schedules.get(user.id, 0) + count
+    threading.Thread(
+        target=_deliver_likes,
+        args=(sandbox, user, count, float(every), new_artists),
+        name=f"sandbox-likes-{user.id}",
+        daemon=True,
+    ).start()
+    return json_response(202, {"scheduled": count, "every_seconds": every})
+
+
+def scheduled_likes(sandbox: Sandbox, request: Request, params: tuple[str, ...]) -> Response:
+    user = _user(sandbox, params[0])
+    with _schedules_lock:
+        pending = _schedules.get(user.id, 0)
+    return json_response(200, {"pending": pending, "total": len(user.library)})
+
+
 def list_playlists(sandbox: Sandbox, request: Request, params: tuple[str, ...]) -> Response:
     user = _user(sandbox, params[0])
     playlists = sandbox.user_playlists(user)
@@ -275,6 +348,9 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", _USER, user_page),
     ("DELETE", _USER, delete_user),
     ("POST", _USER + "/likes", add_likes),
+    ("DELETE", _USER + "/likes", remove_likes),
+    ("GET", _USER + "/likes/schedule", scheduled_likes),
+    ("POST", _USER + "/likes/schedule", schedule_likes),
     ("GET", _USER + "/playlists", list_playlists),
     ("POST", _USER + "/playlists", add_playlist),
     ("DELETE", _USER + r"/playlists/([A-Za-z0-9]{1,64})", delete_playlist),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus
@@ -418,6 +419,7 @@ class Library:
         self._key = f"{catalog.seed}\x1f{spec.seed}"
         self._extras: list[tuple[int, Track]] = []  # oldest first, so appending is cheap
         self._ids: dict[str, int] = {}  # track id -> base index, or -(k + 1) for extra k
+        self._unliked: dict[str, Track] = {}  # added likes taken back (remove_likes)
         self._fully_indexed = spec.tracks == 0
         self._followed: list[Artist] | None = None
         self._top: dict[str, list[Artist]] = {}
@@ -449,7 +451,7 @@ class Library:
             self._fully_indexed = True
         where = self._ids.get(track_id)
         if where is None:
-            return None
+            return self._unliked.get(track_id)
         return self._extras[-where - 1][1] if where < 0 else self._base_entry(where)[1]
 
     def slice_artist(self, draw: Draw) -> Artist:
@@ -526,6 +528,27 @@ class Library:
             self._ids[track.id] = -(k + 1)
             added.append(track)
         return added
+
+    def remove_likes(self, track_ids: Iterable[str]) -> list[str]:
+        """Unlike tracks liked after the start (``add_likes``); the ids really removed.
+
+        Base likes are derived from the seed by position and stay: a test unlikes what it
+        added. An unliked track stays findable, as Spotify's catalog keeps it.
+        """
+        wanted = set(track_ids)
+        kept = [(at, track) for at, track in self._extras if track.id not in wanted]
+        removed = [track.id for _, track in self._extras if track.id in wanted]
+        if not removed:
+            return []
+        for _, track in self._extras:
+            if track.id in wanted:
+                self._unliked[track.id] = track
+        self._extras = kept
+        for k, (_, track) in enumerate(kept):
+            self._ids[track.id] = -(k + 1)
+        for track_id in removed:
+            self._ids.pop(track_id, None)
+        return removed
 
     def slice_artists(self) -> list[Artist]:
         return [self.catalog.artist(self.spec.artist_offset + j) for j in range(self.spec.artists)]
