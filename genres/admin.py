@@ -261,3 +261,6 @@ class SpotifyCallsAdmin(ReadOnlyAdmin):
             **spotify_calls_context(),
         }
         return TemplateResponse(request, "admin/genres/spotify_calls.html", context)
+
+
+from genres import admin_sync  # noqa: E402, F401 - registers the sync health admin

@@ -24,6 +24,7 @@ from genres.models import (
     Scan,
     ScanResult,
     SpotifyAccount,
+    SyncSchedule,
 )
 
 # Operators read this logger as the audit trail of listeners leaving; it never names them.
@@ -54,6 +55,8 @@ def listener_disconnect(*, user: AbstractBaseUser) -> DisconnectSummary:
         rows = 0
         # Children first, so the counts are per table rather than hidden in a cascade.
         for model in (
+            # Auto-sync first: a run's tick finds no schedule and stops there.
+            SyncSchedule,
             GenrePlaylist,
             PlaylistJob,
             ScanResult,
