@@ -45,6 +45,9 @@ ERROR_DENIED = "spotify_denied"
 ERROR_STATE = "invalid_state"
 ERROR_REQUEST = "invalid_request"
 ERROR_FAILED = "spotify_auth_failed"
+# Spotify signed the listener in but its Web API refuses them (403): in Development Mode an
+# app serves only the accounts its owner allow-listed, so only the app's owner can fix it.
+ERROR_NOT_ALLOWLISTED = "spotify_not_allowlisted"
 
 
 def _fail(key: str) -> HttpResponseRedirect:
@@ -141,6 +144,9 @@ def spotify_callback(request: HttpRequest) -> HttpResponse:
             tokens=StaticTokens(tokens.access_token), on_call=recorder.record
         )
         account = account_link(profile=client.me(), tokens=tokens)
+    except spotify.SpotifyForbidden as failure:
+        logger.info("Spotify refused the signed-in listener: %s", failure)
+        return _fail(ERROR_NOT_ALLOWLISTED)
     except (spotify.SpotifyError, ValueError, IntegrityError) as failure:
         logger.info("Spotify sign-in failed: %s", failure)
         return _fail(ERROR_FAILED)

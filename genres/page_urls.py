@@ -8,6 +8,7 @@ from genres import pages
 
 urlpatterns = [
     path("", pages.home, name="home"),
+    path("library-card", pages.library_card, name="library-card"),
     path("genres", pages.genres_page, name="genres"),
     path("genres/export.csv", pages.export_csv, name="genres-export-csv"),
     path("genres/export.json", pages.export_json, name="genres-export-json"),

@@ -27,7 +27,9 @@ import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
+from django.db.models import Case, Value, When
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -37,8 +39,11 @@ from django.http import (
 )
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
@@ -54,8 +59,9 @@ from genres.playlists import (
 )
 from genres.selectors import STEP_LABELS
 
-# How often the page's script polls a running job, in milliseconds.
-POLL_INTERVAL_MS = 1000
+# How often the page's script polls a running job, in milliseconds (the worker writes its
+# counters at least every 2 s).
+POLL_INTERVAL_MS = 2000
 # The CSV label of tracks without a genre; parentheses keep it apart from any Spotify genre.
 CSV_UNCLASSIFIED = "(unclassified)"
 # First characters that make a spreadsheet cell a formula (OWASP "CSV injection").
@@ -63,33 +69,55 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # What a spreadsheet may skip before it sees the formula: Unicode whitespace (spaces, line
 # breaks, U+00A0 and the other no-break spaces), the zero-width space and the BOM.
 FORMULA_LEADING_BLANKS = re.compile(r"^[\s\u200b\ufeff]+")
+# From this many genres on, the genres page opens grouped by family with every family
+# collapsed, so the page (and the way to the Create button) stays short.
+COLLAPSE_FAMILIES_FROM = 150
+# The flat list shows this many matching genres at a time, then "Show more".
+FLAT_PAGE_ROWS = 100
+PLAYLIST_JOB_ACTIVE = (PlaylistJob.Status.QUEUED, PlaylistJob.Status.RUNNING)
+# Why a page sent a visitor home (GET /?notice=<key>), in words.
+NOTICES: dict[str, Any] = {
+    "sign_in_required": _(
+        "Sign in with Spotify to see your genres: they belong to your Spotify account, and "
+        "your session has ended or you have not signed in yet."
+    ),
+}
 
 # The error keys of GET /auth/spotify/callback, in words, each with what to do next.
-SIGN_IN_ERRORS: dict[str, str] = {
-    "spotify_denied": (
+SIGN_IN_ERRORS: dict[str, Any] = {
+    "spotify_denied": _(
         "You chose not to give Swedify access on Spotify's page, so nothing was read. "
-        "Sign in again and choose Agree if you want to continue."
+        "Sign in again and give Swedify access there if you want to continue."
     ),
-    "invalid_state": (
+    "invalid_state": _(
         "That sign-in link had expired or was already used (this happens after pressing Back "
         "or signing in from two tabs). Please start the sign-in again."
     ),
-    "invalid_request": (
+    "invalid_request": _(
         "Spotify sent back an incomplete sign-in answer. Please start the sign-in again."
     ),
-    "spotify_auth_failed": (
+    "spotify_auth_failed": _(
         "Spotify did not complete the sign-in (it may be busy or unreachable). "
         "Please try again in a moment."
     ),
+    "spotify_not_allowlisted": _(
+        "Spotify signed you in, but does not let this Swedify use your account yet: while "
+        "Swedify's Spotify app is in Development Mode, Spotify serves only the accounts its "
+        "owner has added to the app's allow-list (at most five). Ask the person who runs this "
+        "Swedify to add your Spotify account's email address on Spotify's developer dashboard "
+        "(the app's User Management), then sign in again. Trying again before that will not help."
+    ),
 }
-UNKNOWN_SIGN_IN_ERROR = "The sign-in did not complete. Please try again."
+# Errors that trying again cannot fix: the page offers no "Try again" button for them.
+SIGN_IN_ERRORS_NO_RETRY = frozenset({"spotify_not_allowlisted"})
+UNKNOWN_SIGN_IN_ERROR = _("The sign-in did not complete. Please try again.")
 
-STATUS_TITLES: dict[str, str] = {
-    Scan.Status.QUEUED: "Scan waiting to start",
-    Scan.Status.RUNNING: "Scanning your library",
-    Scan.Status.PAUSED: "Scan paused",
-    Scan.Status.SUCCEEDED: "Scan finished",
-    Scan.Status.FAILED: "Scan failed",
+STATUS_TITLES: dict[str, Any] = {
+    Scan.Status.QUEUED: _("Scan waiting to start"),
+    Scan.Status.RUNNING: _("Scanning your library"),
+    Scan.Status.PAUSED: _("Scan paused"),
+    Scan.Status.SUCCEEDED: _("Scan finished"),
+    Scan.Status.FAILED: _("Scan failed"),
 }
 
 
@@ -100,14 +128,44 @@ def age_in_words(then: datetime, now: datetime) -> str:
     """'just now', '1 minute ago', '5 minutes ago', '2 hours ago', '3 days ago'."""
     seconds = max(0, int((now - then).total_seconds()))
     if seconds < 60:
-        return "just now"
+        return gettext("just now")
     if seconds < 3600:
-        amount, unit = seconds // 60, "minute"
-    elif seconds < 86400:
-        amount, unit = seconds // 3600, "hour"
-    else:
-        amount, unit = seconds // 86400, "day"
-    return f"{amount} {unit}{'' if amount == 1 else 's'} ago"
+        minutes = seconds // 60
+        return ngettext("%(n)d minute ago", "%(n)d minutes ago", minutes) % {"n": minutes}
+    if seconds < 86400:
+        hours = seconds // 3600
+        return ngettext("%(n)d hour ago", "%(n)d hours ago", hours) % {"n": hours}
+    days = seconds // 86400
+    return ngettext("%(n)d day ago", "%(n)d days ago", days) % {"n": days}
+
+
+def eta_in_words(seconds: int | None) -> str:
+    """The time a scan still needs: 'Less than a minute left', 'About 7 minutes left',
+    'About 2 hours 5 minutes left'; '' when unknown. Rounded up: an estimate from the request
+    budget is a lower bound, and a scan that ends early is better news than one that ends late."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return gettext("Less than a minute left")
+    minutes = -(-seconds // 60)
+    if minutes < 60:
+        return ngettext("About %(n)d minute left", "About %(n)d minutes left", minutes) % {
+            "n": minutes
+        }
+    hours, minutes = divmod(minutes, 60)
+    hours_words = ngettext("%(n)d hour", "%(n)d hours", hours) % {"n": hours}
+    if not minutes:
+        return gettext("About %(hours)s left") % {"hours": hours_words}
+    minutes_words = ngettext("%(n)d minute", "%(n)d minutes", minutes) % {"n": minutes}
+    return gettext("About %(hours)s %(minutes)s left") % {
+        "hours": hours_words,
+        "minutes": minutes_words,
+    }
+
+
+def grouped(value: int) -> str:
+    """A count with the active language's thousands separator ("10,000", "10 000")."""
+    return number_format(value, force_grouping=True)
 
 
 def csv_cell(value: Any) -> str:
@@ -127,22 +185,28 @@ def scan_error_in_words(error: dict[str, Any] | None) -> str:
     if not isinstance(error, dict):
         return str(error)
     details = error.get("details")
-    sentence = str(error.get("error") or "Something went wrong")
+    sentence = str(error.get("error") or gettext("Something went wrong"))
     if details:
         sentence += f" ({details})"
     step = error.get("step")
     if step in STEP_LABELS:
-        sentence += f" while {STEP_LABELS[step][0].lower()}{STEP_LABELS[step][1:]}"
+        words = gettext(STEP_LABELS[step])
+        sentence += " " + gettext("while %(step)s") % {"step": words[0].lower() + words[1:]}
     sentence += "."
     found = error.get("tracksFound")
     to_fetch = error.get("artistsToFetch")
     counts = []
     if isinstance(found, int):
-        counts.append(f"{found:,} tracks found")
+        counts.append(
+            ngettext("%(n)s song found", "%(n)s songs found", found) % {"n": grouped(found)}
+        )
     if isinstance(to_fetch, int):
-        counts.append(f"{to_fetch:,} artists to look up")
+        counts.append(
+            ngettext("%(n)s artist to look up", "%(n)s artists to look up", to_fetch)
+            % {"n": grouped(to_fetch)}
+        )
     if counts:
-        sentence += " By then: " + ", ".join(counts) + "."
+        sentence += " " + gettext("By then: %(counts)s.") % {"counts": ", ".join(counts)}
     return sentence
 
 
@@ -153,46 +217,97 @@ def step_label(data: dict[str, Any]) -> str:
     )
 
 
+def scan_counts_in_words(data: dict[str, Any]) -> tuple[str, str]:
+    """(counts, note) of a contract scan object, in the words the page script also uses.
+
+    Songs are Spotify's entries read so far out of Spotify's total; artists are only those
+    whose genres Swedify had to look up (the shared cache knows the others), so the number
+    differs from the artists of the result, and the note says so. Once every page is read,
+    the note also explains entries that are not songs Swedify can sort.
+    """
+    total = data.get("tracksTotal") or 0
+    found = data.get("tracksFound") or 0
+    to_fetch = data.get("artistsToFetch") or 0
+    fetched = data.get("artistsFetched") or 0
+    skipped = data.get("tracksSkipped") or 0
+    counts = []
+    if found or total:
+        if total:
+            counts.append(
+                ngettext(
+                    "%(found)s of %(total)s song read", "%(found)s of %(total)s songs read", total
+                )
+                % {"found": grouped(found), "total": grouped(total)}
+            )
+        else:
+            counts.append(
+                ngettext("%(n)s song read", "%(n)s songs read", found) % {"n": grouped(found)}
+            )
+    if to_fetch:
+        counts.append(
+            ngettext(
+                "%(done)s of %(total)s artist looked up",
+                "%(done)s of %(total)s artists looked up",
+                to_fetch,
+            )
+            % {"done": grouped(fetched), "total": grouped(to_fetch)}
+        )
+    notes = []
+    if skipped:
+        notes.append(
+            ngettext(
+                "%(n)s entry of your library is not counted: a local file, a song no longer "
+                "available on Spotify, or a song already counted from another source.",
+                "%(n)s entries of your library are not counted: local files, songs no longer "
+                "available on Spotify, or songs already counted from another source.",
+                skipped,
+            )
+            % {"n": grouped(skipped)}
+        )
+    if to_fetch:
+        notes.append(
+            gettext(
+                "Only artists whose genres Swedify does not know yet are looked up, so your "
+                "library may have more artists than this."
+            )
+        )
+    return " · ".join(counts), " ".join(notes)
+
+
 def scan_view(data: dict[str, Any], *, now: datetime) -> dict[str, Any]:
     """What the progress panel shows for one contract scan object (the script renders the
     same fields from the polled JSON)."""
     status = data.get("status", "")
     active = status in Scan.ACTIVE
-    tracks_total = data.get("tracksTotal") or 0
-    tracks_found = data.get("tracksFound") or 0
-    artists_to_fetch = data.get("artistsToFetch") or 0
-    artists_fetched = data.get("artistsFetched") or 0
-    counts = []
-    if tracks_found or tracks_total:
-        of = f" of {tracks_total:,}" if tracks_total else ""
-        counts.append(f"{tracks_found:,}{of} tracks")
-    if artists_to_fetch:
-        counts.append(f"{artists_fetched:,} of {artists_to_fetch:,} artists")
-    progress = None
-    if active and data.get("step") == Scan.Step.FETCHING_ARTISTS and artists_to_fetch:
-        progress = (artists_fetched, artists_to_fetch)
-    elif active and tracks_total:
-        progress = (tracks_found, tracks_total)
+    counts, note = scan_counts_in_words(data)
+    percent = data.get("percent")
     resume_at = None
     resume_in = ""
     if status == Scan.Status.PAUSED and data.get("resumeAt"):
         resume_at = datetime.fromisoformat(data["resumeAt"].replace("Z", "+00:00"))
         minutes = max(0, round((resume_at - now).total_seconds() / 60))
-        resume_in = "in less than a minute" if minutes < 1 else f"in about {minutes} min"
+        if minutes < 1:
+            resume_in = gettext("in less than a minute")
+        else:
+            resume_in = gettext("in about %(n)d min") % {"n": minutes}
+    # A queued scan has not started any step: its step would read as if it had.
+    show_step = status in (Scan.Status.RUNNING, Scan.Status.PAUSED)
     return {
         "id": data.get("id", ""),
         "status": status,
         "title": STATUS_TITLES.get(status, status),
-        "step": step_label(data) if status != "failed" else "",
-        "counts": " · ".join(counts),
-        "progress": progress,
+        "step": step_label(data) if show_step else "",
+        "counts": counts,
+        "note": note,
+        "percent": percent if active and isinstance(percent, int) else None,
+        "eta": eta_in_words(data.get("etaSeconds")) if status == Scan.Status.RUNNING else "",
         "resume_at": resume_at,
         "resume_in": resume_in,
         "error": scan_error_in_words(data.get("error")) if status in ("failed", "paused") else "",
     }
 
 
-# --- Pages ----------------------------------------------------------------------------------
+# --- Pages ---------------------------------------------------------------------------------
 
 
 # One genre row; format_html_join escapes every value (names are listener data, any text).
@@ -205,17 +320,6 @@ GENRE_ROW = (
 
 def _nav_context(account: Any) -> dict[str, Any]:
     return {"account": account, "poll_interval_ms": POLL_INTERVAL_MS}
-
-
-def _stats(result: Any) -> dict[str, str]:
-    if result is None:
-        return {}
-    return {
-        "tracks": f"{result.total_tracks:,}",
-        "artists": f"{result.total_artists:,}",
-        "genres": f"{result.total_genres:,}",
-        "unclassified": f"{result.unclassified_count:,}",
-    }
 
 
 def _scan_form_context(sources: list[str]) -> dict[str, Any]:
@@ -237,10 +341,25 @@ def genre_rows_html(summary: list[dict[str, Any]]) -> SafeString:
         "",
         GENRE_ROW,
         (
-            (row["count"], genre_family(row["name"]), row["name"], row["name"], row["count"])
+            (
+                row["count"],
+                genre_family(row["name"]),
+                row["name"],
+                row["name"],
+                grouped(row["count"]),
+            )
             for row in summary
         ),
     )
+
+
+def _library_context(user: Any, now: datetime) -> dict[str, Any]:
+    """The home page's library card: the latest result and its age."""
+    result = selectors.latest_result(user=user, with_summary=False)
+    return {
+        "result": result,
+        "result_age": age_in_words(result.created_at, now) if result else "",
+    }
 
 
 @require_safe
@@ -255,22 +374,37 @@ def home(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {
         **_nav_context(account),
         "sign_in_error": sign_in_error,
+        "sign_in_retry": error_key not in SIGN_IN_ERRORS_NO_RETRY,
+        "notice": NOTICES.get(request.GET.get("notice", "")) if account is None else None,
         # Signed in to Swedify but Spotify refused the stored token (or no account linked).
         "must_reconnect": account is None and request.user.is_authenticated,
     }
     if account is not None:
-        result = selectors.latest_result(user=request.user, with_summary=False)
         scan = selectors.latest_scan(user=request.user)
         # A finished scan is summed up by the library card; the panel shows the others.
         show_scan = scan is not None and scan.status != Scan.Status.SUCCEEDED
         context.update(
-            result=result,
-            stats=_stats(result),
-            result_age=age_in_words(result.created_at, now) if result else "",
+            **_library_context(request.user, now),
             scan=scan_view(selectors.scan_json(scan), now=now) if show_scan else None,
             **_scan_form_context(list(scan.sources or []) if scan else []),
         )
     return render(request, "genres/home.html", context)
+
+
+@require_safe
+@never_cache
+def library_card(request: HttpRequest) -> HttpResponse:
+    """The home page's library card alone (HTML), which the page script swaps in when a scan
+    ends, so the card never shows the result of the scan before."""
+    account = selectors.listener_account(user=request.user)
+    if account is None:
+        return HttpResponse(status=401)
+    context = {"account": account, **_library_context(request.user, timezone.now())}
+    return render(request, "genres/_library_card.html", context)
+
+
+def _sign_in_required() -> HttpResponseRedirect:
+    return HttpResponseRedirect("/?" + urlencode({"notice": "sign_in_required"}))
 
 
 def _by_count(row: dict[str, Any]) -> tuple[int, str]:
@@ -280,11 +414,11 @@ def _by_count(row: dict[str, Any]) -> tuple[int, str]:
 @require_safe
 @never_cache
 def genres_page(request: HttpRequest) -> HttpResponse:
-    """Every genre of the latest successful scan with its count; redirects to ``/`` unless a
-    listener is signed in."""
+    """Every genre of the latest successful scan with its count; redirects home (saying why)
+    unless a listener is signed in."""
     account = selectors.listener_account(user=request.user)
     if account is None:
-        return HttpResponseRedirect("/")
+        return _sign_in_required()
     now = timezone.now()
     result = selectors.latest_result(user=request.user)
     active = selectors.active_scan(user=request.user)
@@ -293,14 +427,16 @@ def genres_page(request: HttpRequest) -> HttpResponse:
     summary = sorted(result.summary or [], key=_by_count) if result else []
     # "Unclassified" becomes a playlist only when no real genre carries that name.
     unclassified_selectable = not any(row["name"] == UNCLASSIFIED for row in summary)
-    playlist_job_id = (
-        PlaylistJob.objects.filter(
-            user_id=request.user.pk,
-            status__in=(PlaylistJob.Status.QUEUED, PlaylistJob.Status.RUNNING),
-        )
-        .values_list("id", flat=True)
+    # The latest playlist job, finished or not: its results stay on the page after a reload.
+    # The listener's queued or running job first (at most one), else the latest.
+    running = Case(When(status__in=PLAYLIST_JOB_ACTIVE, then=Value(0)), default=Value(1))
+    latest_job = (
+        PlaylistJob.objects.filter(user_id=request.user.pk)
+        .order_by(running, "-created_at")
+        .values_list("id", "status")
         .first()
     )
+    job_active = bool(latest_job) and latest_job[1] in PLAYLIST_JOB_ACTIVE
     families_present = {genre_family(row["name"]) for row in summary}
     if result is not None:
         sources = list(result.scan.sources or [])
@@ -310,17 +446,21 @@ def genres_page(request: HttpRequest) -> HttpResponse:
         **_nav_context(account),
         **_scan_form_context(sources),
         "result": result,
-        "stats": _stats(result),
         "result_age": age_in_words(result.created_at, now) if result else "",
         "rows": summary,
         "rows_html": genre_rows_html(summary),
+        "has_rows": bool(summary) or bool(result and result.unclassified_count),
+        "group_by_family": len(summary) >= COLLAPSE_FAMILIES_FROM,
+        "flat_page_rows": FLAT_PAGE_ROWS,
         "unclassified_selectable": unclassified_selectable,
         "unclassified_name": UNCLASSIFIED,
         "families_json": json.dumps(
             [[family, family_label(family)] for family in FAMILIES if family in families_present]
         ),
         "scan": scan_view(selectors.scan_json(active), now=now) if active else None,
-        "playlist_job_id": playlist_job_id or "",
+        "playlist_job_id": str(latest_job[0]) if latest_job else "",
+        "playlist_job_active": job_active,
+        "genre_playlists": selectors.genre_playlists(user=request.user),
         "max_genres": MAX_GENRES,
         "default_name_pattern": DEFAULT_NAME_PATTERN,
         "max_pattern_length": MAX_PATTERN_LENGTH,
@@ -334,7 +474,7 @@ def genres_page(request: HttpRequest) -> HttpResponse:
 
 def _export_payload(request: HttpRequest) -> dict[str, Any] | HttpResponse:
     if selectors.listener_account(user=request.user) is None:
-        return HttpResponseRedirect("/")
+        return _sign_in_required()
     payload = selectors.genres_payload(user=request.user)
     if payload is None:
         return HttpResponseNotFound(

@@ -9,7 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
-from genres.models import Scan, ScanResult, SpotifyAccount
+from genres.models import GenrePlaylist, PlaylistJob, Scan, ScanResult, SpotifyAccount
 from genres.progress import budget_rate, scan_progress
 
 User = AbstractBaseUser | AnonymousUser
@@ -114,6 +114,58 @@ def scan_for_user(*, user: User | None, scan_id: object) -> Scan | None:
     if user is None or not user.is_authenticated:
         return None
     return Scan.objects.filter(user_id=user.pk, pk=scan_id).first()
+
+
+# How many of the listener's latest playlist jobs are read for the playlists' track counts.
+RECENT_JOBS = 50
+# Results that leave a playlist with a known number of tracks.
+_FILLED = ("created", "updated", "skipped")
+
+
+def genre_playlists(*, user: User | None) -> list[dict[str, Any]]:
+    """Every genre playlist Swedify made for the listener, most recently filled first:
+    ``genre``, ``name``, ``url`` (Spotify's own links only), ``tracks`` (its size after the
+    latest job that filled or checked it, None if no job says) and ``filled_at``.
+
+    Two queries whatever the number of playlists: the rows, and the latest jobs' results.
+    """
+    if user is None or not user.is_authenticated:
+        return []
+    rows = list(
+        GenrePlaylist.objects.filter(user_id=user.pk)
+        .exclude(playlist_id="")
+        .values("genre", "name", "url", "updated_at")
+    )
+    if not rows:
+        return []
+    latest: dict[str, tuple[int, datetime | None]] = {}
+    jobs = (
+        PlaylistJob.objects.filter(user_id=user.pk, finished_at__isnull=False)
+        .order_by("-finished_at")
+        .values_list("results", "finished_at")[:RECENT_JOBS]
+    )
+    for results, finished_at in jobs:
+        for entry in results or []:
+            if not isinstance(entry, dict) or entry.get("status") not in _FILLED:
+                continue
+            genre, total = entry.get("genre"), entry.get("tracksTotal")
+            if isinstance(genre, str) and isinstance(total, int) and genre not in latest:
+                latest[genre] = (total, finished_at)
+    playlists = []
+    for row in rows:
+        tracks, finished_at = latest.get(row["genre"], (None, None))
+        url = row["url"] if str(row["url"]).startswith("https://open.spotify.com/") else ""
+        playlists.append(
+            {
+                "genre": row["genre"],
+                "name": row["name"],
+                "url": url,
+                "tracks": tracks,
+                "filled_at": finished_at or row["updated_at"],
+            }
+        )
+    playlists.sort(key=lambda item: item["filled_at"], reverse=True)
+    return playlists
 
 
 def step_label(*, step: str, artists_to_fetch: int = 0) -> str:

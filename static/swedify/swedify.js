@@ -1,40 +1,47 @@
-/* Swedify listener pages: scans, the genres browser and playlist creation.
+/* Swedify listener pages: shared helpers and the scan (home page and genres page).
  *
- * Runs under a strict Content-Security-Policy: this file is the only script, it attaches
- * every handler with addEventListener, sets text with textContent (never innerHTML) and
- * shows or hides elements with the `hidden` attribute (never inline styles).
+ * Runs under a strict Content-Security-Policy: scripts come from 'self' only, every handler
+ * is attached with addEventListener, text is set with textContent (never innerHTML), and
+ * elements are shown or hidden with the `hidden` attribute (never inline styles).
  * Progress comes from polling the job rows through the JSON API (docs/contract.md).
+ * Words go through Django's JavaScript catalog (gettext, ngettext, interpolate, loaded before
+ * this file by base.html); numbers through Intl.NumberFormat in the page's language.
+ * The genres page's own script (genres.js) uses the helpers exported as window.Swedify.
  */
 (function () {
   "use strict";
 
   var body = document.body;
-  var POLL_MS = Number(body.getAttribute("data-poll-ms")) || 1000;
-  // A paused scan waits for Spotify's quota: no need to ask every second.
+  var POLL_MS = Number(body.getAttribute("data-poll-ms")) || 2000;
+  // A paused scan waits for Spotify's quota: no need to ask every few seconds.
   var PAUSED_POLL_MS = Math.max(POLL_MS * 10, 10000);
   var MAX_BACKOFF_MS = 15000;
 
+  // The catalog may be missing (an old cached page, a failed load): English then.
+  var gettext =
+    typeof window.gettext === "function"
+      ? window.gettext
+      : function (text) {
+          return text;
+        };
+  var ngettext =
+    typeof window.ngettext === "function"
+      ? window.ngettext
+      : function (singular, plural, count) {
+          return count === 1 ? singular : plural;
+        };
+  function interpolate(format, values) {
+    return String(format).replace(/%\(([a-zA-Z_]+)\)s/g, function (match, name) {
+      return Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : match;
+    });
+  }
+
   var STATUS_TITLES = {
-    queued: "Scan waiting to start",
-    running: "Scanning your library",
-    paused: "Scan paused",
-    succeeded: "Scan finished",
-    failed: "Scan failed"
-  };
-  var RESULT_WORDS = {
-    created: "Created",
-    updated: "Updated",
-    skipped: "Skipped",
-    failed: "Failed",
-    pending: "Waiting",
-    running: "Working"
-  };
-  var JOB_TITLES = {
-    queued: "Playlists waiting to start",
-    running: "Creating playlists",
-    succeeded: "Playlists ready",
-    partial: "Some playlists could not be finished",
-    failed: "Playlists could not be created"
+    queued: gettext("Scan waiting to start"),
+    running: gettext("Scanning your library"),
+    paused: gettext("Scan paused"),
+    succeeded: gettext("Scan finished"),
+    failed: gettext("Scan failed")
   };
 
   // --- Small helpers -------------------------------------------------------------------------
@@ -55,13 +62,23 @@
 
   function setText(element, text) {
     if (element) {
-      element.textContent = text || "";
+      if (element.textContent !== (text || "")) {
+        element.textContent = text || "";
+      }
       element.hidden = !text;
     }
   }
 
+  var numberFormat = null;
   function number(value) {
-    return Number(value || 0).toLocaleString("en-US");
+    if (!numberFormat) {
+      try {
+        numberFormat = new Intl.NumberFormat(document.documentElement.lang || undefined);
+      } catch (error) {
+        numberFormat = new Intl.NumberFormat();
+      }
+    }
+    return numberFormat.format(Number(value || 0));
   }
 
   function cookie(name) {
@@ -105,25 +122,53 @@
     });
   }
 
+  // Replaces the element with `id` by the one of the same id in a fresh copy of `url` (a
+  // page of this site, parsed as an inert document: its scripts never run). Resolves to
+  // whether it did.
+  function refreshFragment(url, id) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        return response.ok ? response.text() : "";
+      })
+      .then(function (html) {
+        var current = document.getElementById(id);
+        if (!html || !current) {
+          return false;
+        }
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(id);
+        if (!fresh) {
+          return false;
+        }
+        current.replaceWith(document.importNode(fresh, true));
+        return true;
+      })
+      .catch(function () {
+        return false;
+      });
+  }
+
   // The words for an API answer that is not a success.
   function problem(answer) {
     if (answer.status === 401) {
-      return "Your session has ended. Sign in again to continue.";
+      return gettext("Your session has ended. Sign in again to continue.");
     }
     if (answer.status === 403) {
-      return (
-        "This page is out of date (the security token changed). " +
-        "Reload the page and try again."
+      return gettext(
+        "This page is out of date (the security token changed). Reload the page and try again."
       );
     }
     if (answer.data && typeof answer.data.error === "string" && answer.data.error) {
       var text = answer.data.error.charAt(0).toUpperCase() + answer.data.error.slice(1);
       return /[.!?]$/.test(text) ? text : text + ".";
     }
-    return (
-      "Swedify could not do that right now (error " + answer.status + "). " +
-      "Try again in a moment."
+    return interpolate(
+      gettext("Swedify could not do that right now (error %(status)s). Try again in a moment."),
+      { status: answer.status }
     );
+  }
+
+  function unreachable() {
+    return gettext("Swedify could not be reached. Check your connection and try again.");
   }
 
   // Repeats `tick` until it returns false; `tick` returns a promise of the next delay (ms) or
@@ -153,8 +198,6 @@
     run();
   }
 
-  // --- Scan progress panel -------------------------------------------------------------------
-
   function errorInWords(error) {
     if (!error) {
       return "";
@@ -162,33 +205,131 @@
     if (typeof error !== "object") {
       return String(error);
     }
-    var sentence = String(error.error || "Something went wrong");
+    var sentence = String(error.error || gettext("Something went wrong"));
     if (error.details) {
       sentence += " (" + error.details + ")";
     }
     // The step's words come with the JSON (stepLabel), so they are written in one place.
     var step = error.stepLabel;
     if (step) {
-      sentence += " while " + step.charAt(0).toLowerCase() + step.slice(1);
+      sentence +=
+        " " +
+        interpolate(gettext("while %(step)s"), {
+          step: step.charAt(0).toLowerCase() + step.slice(1)
+        });
     }
     sentence += ".";
     var counts = [];
     if (typeof error.tracksFound === "number") {
-      counts.push(number(error.tracksFound) + " tracks found");
+      counts.push(
+        interpolate(ngettext("%(n)s song found", "%(n)s songs found", error.tracksFound), {
+          n: number(error.tracksFound)
+        })
+      );
     }
     if (typeof error.artistsToFetch === "number") {
-      counts.push(number(error.artistsToFetch) + " artists to look up");
+      counts.push(
+        interpolate(
+          ngettext("%(n)s artist to look up", "%(n)s artists to look up", error.artistsToFetch),
+          { n: number(error.artistsToFetch) }
+        )
+      );
     }
     if (counts.length) {
-      sentence += " By then: " + counts.join(", ") + ".";
+      sentence += " " + interpolate(gettext("By then: %(counts)s."), { counts: counts.join(", ") });
     }
     return sentence;
+  }
+
+  // --- Scan progress panel -------------------------------------------------------------------
+
+  // The same words as genres.pages.eta_in_words.
+  function etaInWords(seconds) {
+    if (typeof seconds !== "number") {
+      return "";
+    }
+    if (seconds < 60) {
+      return gettext("Less than a minute left");
+    }
+    var minutes = Math.ceil(seconds / 60);
+    if (minutes < 60) {
+      return interpolate(
+        ngettext("About %(n)s minute left", "About %(n)s minutes left", minutes),
+        { n: minutes }
+      );
+    }
+    var hours = Math.floor(minutes / 60);
+    minutes = minutes % 60;
+    var hoursWords = interpolate(ngettext("%(n)s hour", "%(n)s hours", hours), { n: hours });
+    if (!minutes) {
+      return interpolate(gettext("About %(hours)s left"), { hours: hoursWords });
+    }
+    return interpolate(gettext("About %(hours)s %(minutes)s left"), {
+      hours: hoursWords,
+      minutes: interpolate(ngettext("%(n)s minute", "%(n)s minutes", minutes), { n: minutes })
+    });
+  }
+
+  // The same words as genres.pages.scan_counts_in_words: [counts, note].
+  function countsInWords(scan) {
+    var total = scan.tracksTotal || 0;
+    var found = scan.tracksFound || 0;
+    var toFetch = scan.artistsToFetch || 0;
+    var counts = [];
+    if (found || total) {
+      counts.push(
+        total
+          ? interpolate(
+              ngettext("%(found)s of %(total)s song read", "%(found)s of %(total)s songs read", total),
+              { found: number(found), total: number(total) }
+            )
+          : interpolate(ngettext("%(n)s song read", "%(n)s songs read", found), { n: number(found) })
+      );
+    }
+    if (toFetch) {
+      counts.push(
+        interpolate(
+          ngettext(
+            "%(done)s of %(total)s artist looked up",
+            "%(done)s of %(total)s artists looked up",
+            toFetch
+          ),
+          { done: number(scan.artistsFetched), total: number(toFetch) }
+        )
+      );
+    }
+    var notes = [];
+    if (scan.tracksSkipped) {
+      notes.push(
+        interpolate(
+          ngettext(
+            "%(n)s entry of your library is not counted: a local file, a song no longer " +
+              "available on Spotify, or a song already counted from another source.",
+            "%(n)s entries of your library are not counted: local files, songs no longer " +
+              "available on Spotify, or songs already counted from another source.",
+            scan.tracksSkipped
+          ),
+          { n: number(scan.tracksSkipped) }
+        )
+      );
+    }
+    if (toFetch) {
+      notes.push(
+        gettext(
+          "Only artists whose genres Swedify does not know yet are looked up, so your " +
+            "library may have more artists than this."
+        )
+      );
+    }
+    return [counts.join(" · "), notes.join(" ")];
   }
 
   function ScanPanel(element) {
     this.element = element;
     this.sources = readJSON(element, "data-sources", ["liked"]);
     this.pollId = 0;
+    // The highest percentage shown for each scan: the bar never moves backwards.
+    this.shown = {};
     var panel = this;
     var retry = $(".js-scan-retry", element);
     if (retry) {
@@ -201,40 +342,32 @@
   ScanPanel.prototype.render = function (scan) {
     var element = this.element;
     var active = scan.status === "queued" || scan.status === "running" || scan.status === "paused";
+    var previous = element.getAttribute("data-scan-status");
     element.hidden = false;
     element.setAttribute("data-scan-id", scan.id || "");
     element.setAttribute("data-scan-status", scan.status || "");
-    $(".js-scan-title", element).textContent = STATUS_TITLES[scan.status] || scan.status;
-    setText($(".js-scan-step", element), scan.status === "failed" ? "" : scan.stepLabel || "");
+    setText($(".js-scan-title", element), STATUS_TITLES[scan.status] || scan.status);
+    // A queued scan has not started any step yet.
+    var showStep = scan.status === "running" || scan.status === "paused";
+    setText($(".js-scan-step", element), showStep ? scan.stepLabel || "" : "");
+    var words = countsInWords(scan);
+    setText($(".js-scan-counts", element), words[0]);
+    setText($(".js-scan-note", element), words[1]);
+    setText($(".js-scan-eta", element), scan.status === "running" ? etaInWords(scan.etaSeconds) : "");
 
-    var counts = [];
-    if (scan.tracksFound || scan.tracksTotal) {
-      counts.push(
-        number(scan.tracksFound) +
-          (scan.tracksTotal ? " of " + number(scan.tracksTotal) : "") +
-          " tracks"
-      );
+    var bar = $(".scan-bar", element);
+    if (active && typeof scan.percent === "number") {
+      var percent = Math.max(this.shown[scan.id] || 0, Math.min(100, scan.percent));
+      this.shown[scan.id] = percent;
+      var progress = $(".js-scan-progress", element);
+      progress.max = 100;
+      progress.value = percent;
+      progress.setAttribute("aria-valuetext", interpolate(gettext("%(percent)s %"), { percent: percent }));
+      setText($(".js-scan-percent", element), interpolate(gettext("%(percent)s %"), { percent: percent }));
+      show(bar, true);
+    } else {
+      show(bar, false);
     }
-    if (scan.artistsToFetch) {
-      counts.push(number(scan.artistsFetched) + " of " + number(scan.artistsToFetch) + " artists");
-    }
-    setText($(".js-scan-counts", element), counts.join(" · "));
-
-    var progress = $(".js-scan-progress", element);
-    var value = 0;
-    var max = 0;
-    if (active && scan.step === "fetching_artists" && scan.artistsToFetch) {
-      value = scan.artistsFetched;
-      max = scan.artistsToFetch;
-    } else if (active && scan.tracksTotal) {
-      value = scan.tracksFound;
-      max = scan.tracksTotal;
-    }
-    if (max) {
-      progress.max = max;
-      progress.value = Math.min(value, max);
-    }
-    show(progress, Boolean(max));
 
     var paused = $(".js-scan-paused", element);
     if (scan.status === "paused" && scan.resumeAt) {
@@ -242,9 +375,16 @@
       var minutes = Math.max(0, Math.round((resumeAt.getTime() - Date.now()) / 60000));
       var resume = $(".js-scan-resume", element);
       resume.setAttribute("datetime", scan.resumeAt);
-      resume.textContent = resumeAt.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      resume.textContent = resumeAt.toLocaleTimeString(document.documentElement.lang || [], {
+        hour: "2-digit",
+        minute: "2-digit"
+      });
       $(".js-scan-resume-in", element).textContent =
-        "(" + (minutes < 1 ? "in less than a minute" : "in about " + minutes + " min") + ")";
+        "(" +
+        (minutes < 1
+          ? gettext("in less than a minute")
+          : interpolate(gettext("in about %(n)s min"), { n: minutes })) +
+        ")";
       show(paused, true);
     } else {
       show(paused, false);
@@ -253,17 +393,29 @@
     setText($(".js-scan-error", element), failedOrPaused ? errorInWords(scan.error) : "");
     show($(".js-scan-failed-actions", element), scan.status === "failed");
     show($(".js-scan-done-actions", element), scan.status === "succeeded");
-    if (scan.status === "succeeded") {
-      // The library's first scan just finished: "not scanned yet" is no longer true.
-      show($(".js-library-unscanned"), false);
+    if (scan.status === "succeeded" && previous !== "succeeded") {
+      this.finished();
     }
     body.setAttribute("data-scan-active", active ? "true" : "false");
+  };
+
+  // A scan just ended well: the home page's library card is swapped for a fresh one (the
+  // new counts, one "See your genres" button), and the next scan from the form is a rescan.
+  ScanPanel.prototype.finished = function () {
+    show($(".js-library-unscanned"), false);
+    var form = $("#scan-form");
+    if (form) {
+      form.setAttribute("data-refresh", "true");
+    }
+    if (this.element.getAttribute("data-swap-library-card") === "true") {
+      refreshFragment("/library-card", "library-card");
+    }
   };
 
   ScanPanel.prototype.offline = function () {
     setText(
       $(".js-scan-step", this.element),
-      "Lost contact with Swedify; trying again… (the scan goes on without this page)"
+      gettext("Lost contact with Swedify; trying again… (the scan goes on without this page)")
     );
   };
 
@@ -294,7 +446,7 @@
   ScanPanel.prototype.message = function (text) {
     var element = this.element;
     element.hidden = false;
-    $(".js-scan-title", element).textContent = "Scan";
+    $(".js-scan-title", element).textContent = gettext("Scan");
     setText($(".js-scan-error", element), text);
   };
 
@@ -313,9 +465,7 @@
         return false;
       },
       function () {
-        (report || panel.message.bind(panel))(
-          "Swedify could not be reached. Check your connection and try again."
-        );
+        (report || panel.message.bind(panel))(unreachable());
         return false;
       }
     );
@@ -360,13 +510,15 @@
       if (parsed.bad.length) {
         formMessage(
           form,
-          "These are not Spotify playlist links or ids: " + parsed.bad.join(", ") + "."
+          interpolate(gettext("These are not Spotify playlist links or ids: %(items)s."), {
+            items: parsed.bad.join(", ")
+          })
         );
         return;
       }
       var sources = (form.elements.liked.checked ? ["liked"] : []).concat(parsed.sources);
       if (!sources.length) {
-        formMessage(form, "Choose liked songs, a playlist, or both.");
+        formMessage(form, gettext("Choose liked songs, a playlist, or both."));
         return;
       }
       formMessage(form, "");
@@ -405,345 +557,29 @@
     }
   }
 
-  // --- Genres browser ------------------------------------------------------------------------
-
-  function GenreBrowser(element) {
-    this.element = element;
-    this.list = $("#genre-list", element);
-    this.familiesBox = $("#genre-families", element);
-    this.rows = $all(".genre-row", this.list);
-    this.rows.forEach(function (row) {
-      row.searchKey = $(".genre-name", row).textContent.toLowerCase();
-      row.count = Number(row.getAttribute("data-count")) || 0;
-    });
-    this.families = readJSON(element, "data-families", []);
-    this.sections = null;
-    this.search = $("#genre-search", element);
-    this.minimum = $("#genre-min", element);
-    this.group = $("#genre-group", element);
-    var browser = this;
-    this.search.addEventListener("input", this.filter.bind(this));
-    this.minimum.addEventListener("input", this.filter.bind(this));
-    this.group.addEventListener("change", function () {
-      browser.regroup(browser.group.checked);
-    });
-  }
-
-  GenreBrowser.prototype.filter = function () {
-    var query = this.search.value.trim().toLowerCase();
-    var minimum = Math.max(1, Math.floor(Number(this.minimum.value) || 1));
-    var visible = 0;
-    this.rows.forEach(function (row) {
-      var match = row.count >= minimum && (!query || row.searchKey.indexOf(query) >= 0);
-      if (row.hidden === match) {
-        row.hidden = !match;
-      }
-      if (match) {
-        visible += 1;
-      }
-    });
-    if (this.sections) {
-      this.sections.forEach(function (section) {
-        var shown = section.rows.some(function (row) {
-          return !row.hidden;
-        });
-        section.element.hidden = !shown;
-      });
-    }
-    var total = this.rows.length;
-    setText(
-      $(".js-visible-count", this.element),
-      visible === total
-        ? number(total) + " genres, most songs first."
-        : "Showing " + number(visible) + " of " + number(total) + " genres."
-    );
-    show($(".js-no-match", this.element), total > 0 && visible === 0);
+  window.Swedify = {
+    $: $,
+    $all: $all,
+    show: show,
+    setText: setText,
+    number: number,
+    readJSON: readJSON,
+    api: api,
+    poll: poll,
+    problem: problem,
+    unreachable: unreachable,
+    errorInWords: errorInWords,
+    formMessage: formMessage,
+    refreshFragment: refreshFragment,
+    gettext: gettext,
+    ngettext: ngettext,
+    interpolate: interpolate,
+    POLL_MS: POLL_MS
   };
-
-  GenreBrowser.prototype.buildSections = function () {
-    var box = this.familiesBox;
-    var byFamily = {};
-    this.sections = this.families.map(function (pair) {
-      var section = document.createElement("section");
-      section.className = "family";
-      section.setAttribute("data-family", pair[0]);
-      var heading = document.createElement("h3");
-      var title = document.createElement("span");
-      title.className = "family-name";
-      title.textContent = pair[1];
-      var summary = document.createElement("span");
-      summary.className = "family-summary hint";
-      heading.appendChild(title);
-      heading.appendChild(document.createTextNode(" "));
-      heading.appendChild(summary);
-      var list = document.createElement("ol");
-      list.className = "genre-list";
-      section.appendChild(heading);
-      section.appendChild(list);
-      box.appendChild(section);
-      var entry = { element: section, list: list, summary: summary, rows: [] };
-      byFamily[pair[0]] = entry;
-      return entry;
-    });
-    var other = byFamily.other;
-    this.rows.forEach(function (row) {
-      var entry = byFamily[row.getAttribute("data-family")] || other;
-      if (entry) {
-        entry.rows.push(row);
-      }
-    });
-    this.sections.forEach(function (entry) {
-      entry.summary.textContent =
-        "(" + entry.rows.length + (entry.rows.length === 1 ? " genre)" : " genres)");
-    });
-  };
-
-  // Moves the same row elements between the flat list and the family sections, so ticks and
-  // filters survive switching views.
-  GenreBrowser.prototype.regroup = function (byFamily) {
-    var list = this.list;
-    if (byFamily) {
-      if (!this.sections) {
-        this.buildSections();
-      }
-      this.sections.forEach(function (entry) {
-        entry.rows.forEach(function (row) {
-          entry.list.appendChild(row);
-        });
-      });
-    } else {
-      this.rows.forEach(function (row) {
-        list.appendChild(row);
-      });
-    }
-    show(this.list, !byFamily);
-    show(this.familiesBox, byFamily);
-    this.filter();
-  };
-
-  // --- Selection and playlist creation -------------------------------------------------------
-
-  function Playlists(browserElement) {
-    this.form = $("#playlist-form");
-    this.jobBox = $("#playlist-job");
-    this.max = Number(browserElement.getAttribute("data-max")) || 50;
-    this.boxes = $all(".js-genre", browserElement);
-    this.pollId = 0;
-    var self = this;
-    browserElement.addEventListener("change", function (event) {
-      if (event.target.classList && event.target.classList.contains("js-genre")) {
-        self.selectionChanged();
-      }
-    });
-    $(".js-clear-selection", this.form).addEventListener("click", function () {
-      self.boxes.forEach(function (box) {
-        box.checked = false;
-      });
-      self.selectionChanged();
-    });
-    this.form.addEventListener("submit", function (event) {
-      event.preventDefault();
-      self.submit();
-    });
-    var jobId = this.jobBox.getAttribute("data-job-id");
-    if (jobId) {
-      this.follow(jobId);
-    }
-    this.selectionChanged();
-  }
-
-  Playlists.prototype.selected = function () {
-    return this.boxes
-      .filter(function (box) {
-        return box.checked;
-      })
-      .map(function (box) {
-        return box.value;
-      });
-  };
-
-  Playlists.prototype.selectionChanged = function () {
-    var names = this.selected();
-    var full = names.length >= this.max;
-    this.boxes.forEach(function (box) {
-      if (!box.checked && !box.hasAttribute("data-always-disabled")) {
-        box.disabled = full;
-      }
-    });
-    var count = $(".js-selected-count", this.form);
-    if (!names.length) {
-      count.textContent =
-        "Tick the genres you want as playlists (up to " + this.max + " at a time).";
-    } else if (full) {
-      count.textContent =
-        names.length + " of " + this.max + " genres selected: that is the most at one time.";
-    } else {
-      count.textContent =
-        names.length + (names.length === 1 ? " genre" : " genres") +
-        " selected (up to " + this.max + ").";
-    }
-    var list = $(".js-selected-list", this.form);
-    while (list.firstChild) {
-      list.removeChild(list.firstChild);
-    }
-    names.forEach(function (name) {
-      var item = document.createElement("li");
-      item.textContent = name;
-      list.appendChild(item);
-    });
-    show($(".js-clear-selection", this.form), names.length > 0);
-    $(".js-create", this.form).disabled = names.length === 0;
-  };
-
-  Playlists.prototype.submit = function () {
-    var form = this.form;
-    var genres = this.selected();
-    var pattern = form.elements.namePattern.value.trim();
-    if (!genres.length) {
-      formMessage(form, "Tick at least one genre first.");
-      return;
-    }
-    if (genres.length > this.max) {
-      formMessage(form, "Choose at most " + this.max + " genres at a time.");
-      return;
-    }
-    if (pattern.indexOf("{genre}") < 0) {
-      formMessage(form, "The playlist name must contain {genre}, which becomes each genre's name.");
-      return;
-    }
-    formMessage(form, "");
-    var payload = {
-      genres: genres,
-      namePattern: pattern,
-      skipDuplicates: form.elements.skipDuplicates.checked
-    };
-    var description = form.elements.description.value.trim();
-    if (description) {
-      payload.description = description;
-    }
-    var button = $(".js-create", form);
-    button.disabled = true;
-    var self = this;
-    api("POST", "/api/playlists", payload).then(
-      function (answer) {
-        button.disabled = false;
-        if ((answer.status === 200 || answer.status === 202) && answer.data) {
-          self.render(answer.data);
-          self.follow(answer.data.id);
-        } else {
-          formMessage(form, problem(answer));
-        }
-      },
-      function () {
-        button.disabled = false;
-        formMessage(form, "Swedify could not be reached. Check your connection and try again.");
-      }
-    );
-  };
-
-  Playlists.prototype.follow = function (jobId) {
-    var self = this;
-    var pollId = ++this.pollId;
-    poll(
-      function () {
-        if (pollId !== self.pollId) {
-          return Promise.resolve(false);
-        }
-        var url = "/api/playlist-jobs/" + encodeURIComponent(jobId);
-        return api("GET", url).then(function (answer) {
-          if (answer.status !== 200 || !answer.data) {
-            setText($(".js-job-summary", self.jobBox), problem(answer));
-            return false;
-          }
-          self.render(answer.data);
-          var running = answer.data.status === "queued" || answer.data.status === "running";
-          return running ? POLL_MS : false;
-        });
-      },
-      function () {
-        setText($(".js-job-summary", self.jobBox), "Lost contact with Swedify; trying again…");
-      }
-    );
-  };
-
-  function safeSpotifyUrl(url) {
-    return typeof url === "string" && /^https:\/\/open\.spotify\.com\//.test(url) ? url : "";
-  }
-
-  Playlists.prototype.render = function (job) {
-    var box = this.jobBox;
-    box.hidden = false;
-    box.setAttribute("data-job-id", job.id || "");
-    box.setAttribute("data-job-status", job.status || "");
-    $(".js-job-title", box).textContent = JOB_TITLES[job.status] || job.status;
-    var results = job.results || [];
-    var byGenre = {};
-    results.forEach(function (entry) {
-      byGenre[entry.genre] = entry;
-    });
-    var genres = job.genres && job.genres.length ? job.genres : results.map(function (entry) {
-      return entry.genre;
-    });
-    var done = results.filter(function (entry) {
-      return entry.status === "created" || entry.status === "updated" ||
-        entry.status === "skipped" || entry.status === "failed";
-    }).length;
-    var summary = done + " of " + genres.length + " genres done.";
-    if (job.error) {
-      summary += " " + errorInWords(job.error);
-    }
-    setText($(".js-job-summary", box), summary);
-
-    var tbody = $(".js-job-results", box);
-    while (tbody.firstChild) {
-      tbody.removeChild(tbody.firstChild);
-    }
-    genres.forEach(function (genre) {
-      var entry = byGenre[genre] || { genre: genre, status: "pending" };
-      var row = document.createElement("tr");
-      row.setAttribute("data-status", entry.status || "");
-      var name = document.createElement("td");
-      var url = safeSpotifyUrl(entry.url);
-      if (url) {
-        var link = document.createElement("a");
-        link.href = url;
-        link.rel = "noopener noreferrer";
-        link.target = "_blank";
-        link.textContent = genre;
-        name.appendChild(link);
-      } else {
-        name.textContent = genre;
-      }
-      var status = document.createElement("td");
-      var words = RESULT_WORDS[entry.status] || entry.status || "";
-      var reason = entry.error || entry.reason;
-      status.textContent = reason ? words + ": " + reason : words;
-      var tracks = document.createElement("td");
-      if (typeof entry.tracksTotal === "number") {
-        tracks.textContent = number(entry.tracksAdded) + " added of " + number(entry.tracksTotal);
-      }
-      row.appendChild(name);
-      row.appendChild(status);
-      row.appendChild(tracks);
-      tbody.appendChild(row);
-    });
-  };
-
-  function initGenres() {
-    var element = $("#genre-browser");
-    if (!element) {
-      return;
-    }
-    $all(".js-genre[disabled]", element).forEach(function (box) {
-      box.setAttribute("data-always-disabled", "");
-    });
-    new GenreBrowser(element);
-    if ($("#playlist-form")) {
-      new Playlists(element);
-    }
-  }
 
   initScans();
-  initGenres();
-  body.setAttribute("data-ready", "true");
+  // A page with its own script (genres.js) says when it is ready itself.
+  if (!$("script[data-page-script]")) {
+    body.setAttribute("data-ready", "true");
+  }
 })();

@@ -142,10 +142,10 @@ def test_spotify_being_down_answers_spotify_auth_failed(client, spotify_at_sandb
     assert client.get(callback)["Location"] == "/?error=spotify_auth_failed"
 
 
-def test_a_user_not_allow_listed_answers_spotify_auth_failed(client, spotify_at_sandbox):
+def test_a_user_not_allow_listed_answers_spotify_not_allowlisted(client, spotify_at_sandbox):
     callback = _callback(client, spotify_at_sandbox, "outsider", "approve")
 
-    assert client.get(callback)["Location"] == "/?error=spotify_auth_failed"
+    assert client.get(callback)["Location"] == "/?error=spotify_not_allowlisted"
     assert not SpotifyAccount.objects.exists()
 
 

@@ -264,9 +264,11 @@ def test_a_running_scan_shows_its_step_and_counts_for_the_script_to_poll() -> No
     assert json.loads(panel["data-sources"]) == ["liked", "playlist:abc123abc123"]
     assert "hidden" not in panel
     assert "Looking up the artists' genres" in markup.text
-    assert "10,000 of 10,000 tracks · 800 of 3,100 artists" in markup.text
+    assert "10,000 of 10,000 songs read · 800 of 3,100 artists looked up" in markup.text
+    # One bar across all steps: the profile, 200 pages and 800 of 3,100 artists are done.
     progress = markup.find("progress")[0]
-    assert (progress["value"], progress["max"]) == ("800", "3100")
+    assert (progress["value"], progress["max"]) == (str(100 * 1001 // 3301), "100")
+    assert "Only artists whose genres Swedify does not know yet are looked up" in markup.text
     # The form starts from what the last scan read.
     assert "abc123abc123" in markup.text
 
@@ -314,7 +316,7 @@ def test_a_failed_scan_shows_the_seed_error_in_words_with_try_again_and_reconnec
     markup = assert_csp_clean(signed_in(user).get("/"))
     assert (
         "Failed to fetch artist data from Spotify (503: Service Unavailable) while looking up "
-        "the artists' genres. By then: 500 tracks found, 200 artists to look up."
+        "the artists' genres. By then: 500 songs found, 200 artists to look up."
     ) in markup.text
     assert "Try again" in markup.text
     assert markup.find("a", href="/auth/spotify")
@@ -346,11 +348,11 @@ def test_the_home_page_of_an_empty_library_is_friendly() -> None:
 def test_the_genres_page_needs_a_signed_in_listener(client: Client) -> None:
     response = client.get("/genres")
     assert response.status_code == 302
-    assert response["Location"] == "/"
+    assert response["Location"] == "/?notice=sign_in_required"
     staff_without_spotify = get_user_model().objects.create_user("operator")
     response = signed_in(staff_without_spotify).get("/genres")
     assert response.status_code == 302
-    assert response["Location"] == "/"
+    assert response["Location"] == "/?notice=sign_in_required"
 
 
 def genre_rows(markup: Markup) -> list[tuple[str, str, str]]:

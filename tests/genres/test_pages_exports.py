@@ -109,7 +109,7 @@ def test_exports_hold_only_the_signed_in_listeners_result() -> None:
 def test_exports_need_a_signed_in_listener(client: Client, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 302
-    assert response["Location"] == "/"
+    assert response["Location"] == "/?notice=sign_in_required"
 
 
 @pytest.mark.parametrize("path", ["/genres/export.csv", "/genres/export.json"])

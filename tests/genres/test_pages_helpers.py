@@ -38,7 +38,7 @@ def test_it_puts_the_seeds_error_shape_into_one_sentence() -> None:
     }
     assert scan_error_in_words(error) == (
         "Failed to fetch artist data from Spotify (429: Too Many Requests) while looking up "
-        "the artists' genres. By then: 500 tracks found, 200 artists to look up."
+        "the artists' genres. By then: 500 songs found, 200 artists to look up."
     )
 
 
@@ -64,8 +64,8 @@ def test_a_scan_view_shows_artist_progress_while_fetching_artists() -> None:
         now=NOW,
     )
     assert view["title"] == "Scanning your library"
-    assert view["progress"] == (800, 3100)
-    assert view["counts"] == "10,000 of 10,000 tracks · 800 of 3,100 artists"
+    assert view["percent"] is None  # the percent is the scan JSON's (genres.progress)
+    assert view["counts"] == "10,000 of 10,000 songs read · 800 of 3,100 artists looked up"
     assert view["error"] == ""
 
 
@@ -85,7 +85,8 @@ def test_a_failed_scan_view_has_no_step_but_the_error() -> None:
     )
     assert view["step"] == ""
     assert view["error"] == "Spotify is down."
-    assert view["progress"] is None
+    assert view["percent"] is None
+    assert view["eta"] == ""
 
 
 @pytest.mark.parametrize(
