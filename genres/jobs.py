@@ -76,6 +76,8 @@ YIELD_PREFIX = "yield:"
 # An interactive job runs at least SWEDIFY_JOB_SLICE_SECONDS (default 10) before it yields to
 # other waiting work, so a yield (a re-claim, the requests in flight drained) costs a few
 # percent of a slice at most.
+# The shortest slice whatever the setting: a slice must get its first requests out.
+MIN_SLICE_SECONDS = 0.2
 # Whether other work waits is read from the database at most this often while a job runs.
 WAITING_CHECK_EVERY = 1.0
 # A background job yielding to interactive work comes back after this (not at once: the
@@ -252,15 +254,15 @@ class JobSlice:
         background: bool,
         seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
-        waiting: Callable[..., bool] = waiting_work,
+        waiting: Callable[..., bool] | None = None,
     ) -> None:
         self.user_id = user_id
         self.background = background
         if seconds is None:
-            seconds = float(settings.SWEDIFY_JOB_SLICE_SECONDS)
+            seconds = max(MIN_SLICE_SECONDS, float(settings.SWEDIFY_JOB_SLICE_SECONDS))
         self.seconds = seconds
         self._clock = clock
-        self._waiting = waiting
+        self._waiting = waiting or waiting_work
         self._started = clock()
         self._checked = -float("inf")
         self.ended = False

@@ -483,8 +483,12 @@ class _ScanRun:
         # fetches), so positions and the checkpoint stay exact.
         self.tokens.access_token()  # refresh here, not in a page thread
         pending: list[spotify.Page] = []
+        # A run interrupted after its last page (a yield, a pause, a crash) has read it all:
+        # asking for the page past the end would cost a request for nothing.
+        read_all = "total" in state and state["offset"] >= state["total"]
+        pages = iter(()) if read_all else self.client.pages_in_order(fetch, offset=state["offset"])
         try:
-            for run in self.client.pages_in_order(fetch, offset=state["offset"]):
+            for run in pages:
                 pending.extend(run)
                 if len(pending) >= PAGES_PER_WRITE:
                     batch, pending = pending, []
@@ -583,7 +587,10 @@ class _ScanRun:
             self.artists_waiting += len(unknown)
             # Written with the next save (each store, each page write).
             self.scan.artists_to_fetch = self._artists_fetched() + self.artists_waiting
-            self.lookups.add(unknown)
+            # A slice that is over refuses the first batch lookup (sent from this thread):
+            # the read goes on storing its pages in flight; the next slice asks again.
+            with suppress(SliceEnd):
+                self.lookups.add(unknown)
 
     @contextmanager
     def _artists_step_on_error(self) -> Iterator[None]:
