@@ -9,13 +9,44 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.views.decorators.http import require_POST
+from django.utils import translation
+from django.utils.cache import patch_cache_control
+from django.views.decorators.http import require_GET, require_POST
 from django.views.i18n import JavaScriptCatalog
 from django.views.i18n import set_language as django_set_language
 
 # Only our own messages (locale/) and Django's small djangojs catalog, not every installed
 # app's (the admin's alone is most of a catalog nobody on the listener pages needs).
-javascript_catalog = JavaScriptCatalog.as_view(packages=["swedify"])
+_catalog = JavaScriptCatalog.as_view(packages=["swedify"])
+# Browsers keep a catalog this long; a release's new messages reach them within it.
+CATALOG_MAX_AGE_SECONDS = 300
+
+
+def _unknown_language(language: str) -> HttpResponse:
+    codes = ", ".join(code for code, _ in settings.LANGUAGES)
+    return HttpResponseBadRequest(
+        f"Unknown language {language[:20]!r}: choose one of {codes}.",
+        content_type="text/plain; charset=utf-8",
+    )
+
+
+@require_GET
+def javascript_catalog(request: HttpRequest) -> HttpResponse:
+    """The script's messages and formats. Pages ask for ``?lang=<their language>``: the
+    answer then depends on the URL alone, so browsers may keep it (a switch of language
+    changes the URL). Without ``lang``, the request's own language, and nothing kept."""
+    language = request.GET.get("lang")
+    if language is None:
+        response = _catalog(request)
+        patch_cache_control(response, private=True, no_cache=True)
+        return response
+    if language not in dict(settings.LANGUAGES):
+        return _unknown_language(language)
+    with translation.override(language):
+        response = _catalog(request)
+        response["Content-Language"] = language
+    patch_cache_control(response, public=True, max_age=CATALOG_MAX_AGE_SECONDS)
+    return response
 
 
 @require_POST
@@ -25,9 +56,5 @@ def set_language(request: HttpRequest) -> HttpResponse:
     POST."""
     language = request.POST.get("language", "")
     if language not in dict(settings.LANGUAGES):
-        codes = ", ".join(code for code, _ in settings.LANGUAGES)
-        return HttpResponseBadRequest(
-            f"Unknown language {language[:20]!r}: choose one of {codes}.",
-            content_type="text/plain; charset=utf-8",
-        )
+        return _unknown_language(language)
     return django_set_language(request)

@@ -67,6 +67,34 @@ def test_every_page_loads_the_catalog_before_its_script_from_its_own_origin(
 ) -> None:
     page = Client().get("/", HTTP_ACCEPT_LANGUAGE=language)
     sources = [attrs.get("src") for tag, attrs in Markup(page.text).tags if tag == "script"]
-    assert sources[0] == "/i18n/catalog.js"
+    assert sources[0] == f"/i18n/catalog.js?lang={language}"
     assert sources[1].startswith("/static/swedify/swedify")
     assert "script-src 'self'" in page["Content-Security-Policy"]
+
+
+def test_the_catalog_a_page_names_is_its_language_whatever_the_browser_asks() -> None:
+    response = Client().get("/i18n/catalog.js?lang=sv", HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200
+    assert response["Content-Language"] == "sv"
+    assert "Skanningen v\\u00e4ntar p\\u00e5 att starta" in response.content.decode()
+    # The URL alone decides the answer, so browsers may keep it for a while.
+    assert "public" in response["Cache-Control"]
+    assert "max-age=300" in response["Cache-Control"]
+
+
+def test_the_catalog_without_a_language_follows_the_request_and_is_not_kept() -> None:
+    response = Client().get("/i18n/catalog.js", HTTP_ACCEPT_LANGUAGE="sv")
+    assert "Skanningen v\\u00e4ntar" in response.content.decode()
+    assert "no-cache" in response["Cache-Control"]
+    assert "public" not in response["Cache-Control"]
+
+
+@pytest.mark.parametrize("language", ["de", "", "sv-SE", "<script>"])
+def test_a_catalog_of_a_language_swedify_does_not_speak_is_a_clear_400(language: str) -> None:
+    response = Client().get("/i18n/catalog.js", {"lang": language})
+    assert response.status_code == 400
+    assert "choose one of en, sv" in response.text
+
+
+def test_the_catalog_takes_only_get() -> None:
+    assert Client().post("/i18n/catalog.js?lang=sv").status_code == 405
