@@ -11,19 +11,20 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
+# Registers the releases' and pipeline runs' admins (their own module, for length).
+import deployments.admin_runs  # noqa: F401
 from deployments import selectors
+from deployments.admin_common import ConfirmForm, announce_automatic_rollbacks, confirm_page, when
 from deployments.admin_hosts import AppHostInline, ProxyInstanceInline
 from deployments.models import (
     AppHost,
@@ -34,21 +35,12 @@ from deployments.models import (
     HealthCheck,
     PipelineRun,
     ProxyInstance,
-    Release,
     Rollback,
     StageRun,
 )
-from deployments.pipeline import (
-    pipeline_run_abort,
-    pipeline_run_create,
-    pipeline_run_override,
-    pipeline_run_promote,
-    pipeline_run_retry,
-)
-from deployments.reports import rollback_over_budget, run_over_budget, run_report_markdown
+from deployments.reports import rollback_over_budget
 from deployments.rollbacks import (
     releases_blocking_rollback,
-    rollback_banner,
     rollback_start,
     rollback_target,
     rollbacks_automatic_recent,
@@ -65,41 +57,6 @@ from deployments.services import (
     environment_proxy_set_enabled,
 )
 from swedify.admin_helpers import ReadOnlyAdmin, ReadOnlyInline, badge
-
-CONFIRM_TEMPLATE = "admin/deployments/confirm.html"
-
-
-class ConfirmForm(forms.Form):
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        strip=True,
-        help_text="Kept in the audit trail.",
-    )
-    confirm_unsafe = forms.BooleanField(required=False)
-
-
-def _confirm_page(
-    request: HttpRequest,
-    admin_site: admin.AdminSite,
-    *,
-    title: str,
-    facts: list[tuple[str, Any]],
-    form: ConfirmForm,
-    button: str,
-    ask_unsafe: str = "",
-    cancel_url: str,
-) -> TemplateResponse:
-    context = {
-        **admin_site.each_context(request),
-        "title": title,
-        "facts": facts,
-        "form": form,
-        "button": button,
-        "ask_unsafe": ask_unsafe,
-        "cancel_url": cancel_url,
-    }
-    return TemplateResponse(request, CONFIRM_TEMPLATE, context)
-
 
 # --- Environments -------------------------------------------------------------------------
 
@@ -132,7 +89,7 @@ class EnvironmentAdmin(admin.ModelAdmin):
     def lock(self, obj: Environment) -> str:
         if not obj.lock_holder:
             return "free"
-        return f"{obj.lock_holder} since {obj.locked_at:%H:%M:%S}"
+        return f"{obj.lock_holder} since {when(obj.locked_at)}"
 
     @admin.display(description="hosts / proxies up")
     def members(self, obj: Environment) -> str:
@@ -231,7 +188,7 @@ class EnvironmentAdmin(admin.ModelAdmin):
         if environment is not None:
             extra["overview"] = selectors.environment_overview(environment=environment)
             extra["analysing_run"] = _analysing_run(environment)
-            _announce_automatic_rollbacks(
+            announce_automatic_rollbacks(
                 request, [r for r in rollbacks_automatic_recent() if r.environment == environment]
             )
         return super().change_view(request, object_id, form_url, extra)
@@ -239,7 +196,7 @@ class EnvironmentAdmin(admin.ModelAdmin):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        _announce_automatic_rollbacks(request, rollbacks_automatic_recent())
+        announce_automatic_rollbacks(request, rollbacks_automatic_recent())
         return super().changelist_view(request, extra_context)
 
     def get_urls(self) -> list:
@@ -287,7 +244,7 @@ class EnvironmentAdmin(admin.ModelAdmin):
                 self.message_user(request, *_rollback_message(rollback))
                 return HttpResponseRedirect(self._page_url(environment))
         live = environment.live_release
-        return _confirm_page(
+        return confirm_page(
             request,
             self.admin_site,
             title=f"Roll back {environment.name}",
@@ -315,7 +272,7 @@ class EnvironmentAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"Broke {environment.name}'s lock.", messages.SUCCESS)
             return HttpResponseRedirect(self._page_url(environment))
-        return _confirm_page(
+        return confirm_page(
             request,
             self.admin_site,
             title=f"Break {environment.name}'s deploy lock",
@@ -327,12 +284,6 @@ class EnvironmentAdmin(admin.ModelAdmin):
             button="Break the lock",
             cancel_url=self._page_url(environment),
         )
-
-
-def _announce_automatic_rollbacks(request: HttpRequest, rollbacks: list[Rollback]) -> None:
-    # Shown on the page being rendered (the admin lists messages at its top).
-    for rollback in rollbacks:
-        messages.warning(request, rollback_banner(rollback))
 
 
 def _analysing_run(environment: Environment) -> PipelineRun | None:
@@ -364,306 +315,17 @@ def _rollback_message(rollback: Rollback) -> tuple[str, int]:
     return text.strip(), level
 
 
-# --- Releases -----------------------------------------------------------------------------
-
-
-@admin.register(Release)
-class ReleaseAdmin(ReadOnlyAdmin):
-    list_display = ["label", "git_sha_short", "created_at", "created_by_name", "safety"]
-    search_fields = ["git_sha", "notes"]
-    actions = ["deploy"]
-
-    @admin.display(description="SHA")
-    def git_sha_short(self, obj: Release) -> str:
-        return obj.git_sha[:12]
-
-    @admin.display(description="rollback-safe")
-    def safety(self, obj: Release) -> str:
-        if obj.rollback_safe:
-            return badge("safe", "ok")
-        return format_html("{} {}", badge("not safe", "failed"), obj.rollback_unsafe_reason)
-
-    @admin.action(description="Deploy the selected release (queues the pipeline)")
-    def deploy(self, request: HttpRequest, queryset: QuerySet[Release]) -> None:
-        if queryset.count() != 1:
-            self.message_user(request, "Select exactly one release.", messages.ERROR)
-            return
-        if not request.user.has_perm("deployments.add_pipelinerun"):
-            raise PermissionDenied
-        release = queryset.get()
-        try:
-            run = pipeline_run_create(release=release, actor=request.user)
-        except DeploymentError as error:
-            self.message_user(request, str(error), messages.ERROR)
-            return
-        self.message_user(request, _queued(run), messages.SUCCESS)
-
-
-def _queued(run: PipelineRun) -> str:
-    """What the operator is told once the run was handed to a worker (on commit)."""
-    run.refresh_from_db(fields=["warnings", "status"])
-    refused = [w for w in run.warnings if w.startswith("could not be queued")]
-    if refused:
-        return f"Run #{run.pk} is {run.status} but {refused[-1]}"
-    return f"Run #{run.pk} of {run.release.label} queued."
-
-
-# --- Pipeline runs ------------------------------------------------------------------------
-
-
-class StageRunInline(ReadOnlyInline):
-    model = StageRun
-    fields = [
-        "position",
-        "name",
-        "failure_action",
-        "outcome_badge",
-        "action_applied",
-        "tries",
-        "duration",
-        "summary",
-        "override",
-        "captured_log",
-    ]
-    readonly_fields = fields
-
-    @admin.display(description="outcome")
-    def outcome_badge(self, obj: StageRun) -> str:
-        return badge(obj.outcome)
-
-    @admin.display(description="attempts")
-    def tries(self, obj: StageRun) -> str:
-        return f"{obj.attempts}/{obj.max_attempts}"
-
-    @admin.display(description="duration")
-    def duration(self, obj: StageRun) -> str:
-        seconds = obj.duration_seconds
-        return "—" if seconds is None else f"{seconds:.1f} s"
-
-    @admin.display(description="override")
-    def override(self, obj: StageRun) -> str:
-        if not obj.override_reason:
-            return ""
-        return f"{obj.overridden_by or '?'}: {obj.override_reason}"
-
-    @admin.display(description="log")
-    def captured_log(self, obj: StageRun) -> str:
-        if not obj.log:
-            return ""
-        return format_html("<details><summary>log</summary><pre>{}</pre></details>", obj.log)
-
-
-@admin.register(PipelineRun)
-class PipelineRunAdmin(ReadOnlyAdmin):
-    list_display = ["id", "release", "status_badge", "triggered_by_name", "started_at", "took"]
-    list_filter = ["status"]
-    list_select_related = ["release"]
-    inlines = [StageRunInline]
-    fields = [
-        "release",
-        "status_badge",
-        "triggered_by_name",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "took",
-        "warning_list",
-        "error",
-        "operator_actions",
-    ]
-    readonly_fields = fields
-
-    @admin.display(description="status")
-    def status_badge(self, obj: PipelineRun) -> str:
-        return badge(obj.status)
-
-    @admin.display(description="duration")
-    def took(self, obj: PipelineRun) -> str:
-        seconds = obj.duration_seconds
-        if seconds is None:
-            return "—"
-        if run_over_budget(obj):
-            return format_html("{} {}", f"{seconds:.1f} s", badge("over 5 min", "failed"))
-        return f"{seconds:.1f} s"
-
-    @admin.display(description="warnings")
-    def warning_list(self, obj: PipelineRun) -> str:
-        return format_html_join("", "<div>⚠ {}</div>", ((w,) for w in obj.warnings)) or "none"
-
-    @admin.display(description="operator")
-    def operator_actions(self, obj: PipelineRun) -> str:
-        links = [("report.md", "Download report")]
-        if obj.status == PipelineRun.Status.PAUSED:
-            links += [("retry", "Retry the blocked stage"), ("override", "Override…")]
-        analysing = obj.stages.filter(kind="analysis", outcome=StageRun.Outcome.RUNNING)
-        if obj.status == PipelineRun.Status.RUNNING and analysing.exists():
-            links += [("promote", "Promote now…"), ("rollback", "Roll back now…")]
-        if obj.status in PipelineRun.ACTIVE:
-            links.append(("abort", "Abort…"))
-        base = reverse("admin:deployments_pipelinerun_change", args=[obj.pk]).rsplit("change/")[0]
-        return format_html_join(
-            " · ", '<a href="{}{}/">{}</a>', ((base, suffix, text) for suffix, text in links)
-        )
-
-    def get_urls(self) -> list:
-        wrap = self.admin_site.admin_view
-        return [
-            path("<int:pk>/report.md/", wrap(self.report_view), name="deployments_run_report"),
-            path("<int:pk>/retry/", wrap(self.retry_view), name="deployments_run_retry"),
-            path("<int:pk>/override/", wrap(self.override_view), name="deployments_run_override"),
-            path("<int:pk>/abort/", wrap(self.abort_view), name="deployments_run_abort"),
-            path("<int:pk>/promote/", wrap(self.promote_view), name="deployments_run_promote"),
-            path("<int:pk>/rollback/", wrap(self.rollback_view), name="deployments_run_rollback"),
-            *super().get_urls(),
-        ]
-
-    def _run(self, request: HttpRequest, pk: int, *, operate: bool) -> PipelineRun:
-        needed = "deployments.add_pipelinerun" if operate else "deployments.view_pipelinerun"
-        if not request.user.has_perm(needed):
-            raise PermissionDenied
-        return get_object_or_404(PipelineRun.objects.select_related("release"), pk=pk)
-
-    def _page(self, run: PipelineRun) -> HttpResponseRedirect:
-        return HttpResponseRedirect(reverse("admin:deployments_pipelinerun_change", args=[run.pk]))
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        run = self.get_object(request, object_id)
-        if run is not None:
-            _announce_automatic_rollbacks(request, rollbacks_automatic_recent(run=run))
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    def promote_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        run = self._run(request, pk, operate=True)
-        form = ConfirmForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                pipeline_run_promote(
-                    run=run, reason=form.cleaned_data["reason"], actor=request.user
-                )
-            except DeploymentError as error:
-                self.message_user(request, str(error), messages.ERROR)
-            else:
-                self.message_user(
-                    request,
-                    f"Run #{run.pk}: the analysis window ends at its next look; cleanup follows.",
-                    messages.SUCCESS,
-                )
-            return self._page(run)
-        return _confirm_page(
-            request,
-            self.admin_site,
-            title=f"Promote {run.release} now (end run #{run.pk}'s analysis window)",
-            facts=[
-                ("release", run.release),
-                ("after this", "no automatic rollback; cleanup stops the old slots"),
-            ],
-            form=ConfirmForm(initial={"reason": "promoted"}) if request.method != "POST" else form,
-            button="Promote now",
-            cancel_url=self._page(run).url,
-        )
-
-    def rollback_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        """ "Roll back now" is the environment's manual rollback (it ends the window too)."""
-        run = self._run(request, pk, operate=True)
-        cutover = run.context.get("cutover") or {}
-        environment = get_object_or_404(Environment, name=cutover.get("environment", ""))
-        return HttpResponseRedirect(reverse("admin:deployments_rollback", args=[environment.pk]))
-
-    def report_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        run = self._run(request, pk, operate=False)
-        response = HttpResponse(run_report_markdown(run), content_type="text/markdown")
-        response["Content-Disposition"] = f'attachment; filename="deployment-run-{run.pk}.md"'
-        return response
-
-    def retry_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        run = self._run(request, pk, operate=True)
-        if request.method != "POST":
-            form = ConfirmForm(initial={"reason": "retry"})
-            return _confirm_page(
-                request,
-                self.admin_site,
-                title=f"Retry the blocked stage of run #{run.pk}",
-                facts=[("release", run.release), ("status", run.status)],
-                form=form,
-                button="Retry",
-                cancel_url=self._page(run).url,
-            )
-        try:
-            pipeline_run_retry(run=run, actor=request.user)
-        except DeploymentError as error:
-            self.message_user(request, str(error), messages.ERROR)
-        else:
-            self.message_user(request, _queued(run), messages.SUCCESS)
-        return self._page(run)
-
-    def override_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        run = self._run(request, pk, operate=True)
-        form = ConfirmForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                pipeline_run_override(
-                    run=run, reason=form.cleaned_data["reason"], actor=request.user
-                )
-            except DeploymentError as error:
-                self.message_user(request, str(error), messages.ERROR)
-            else:
-                self.message_user(request, _queued(run), messages.SUCCESS)
-            return self._page(run)
-        blocked = run.stages.filter(action_applied="block", outcome="failed").last()
-        return _confirm_page(
-            request,
-            self.admin_site,
-            title=f"Override the blocked stage of run #{run.pk}",
-            facts=[
-                ("release", run.release),
-                ("blocked stage", blocked or "none"),
-                ("its failure", blocked.summary if blocked else ""),
-            ],
-            form=form,
-            button="Override and continue",
-            cancel_url=self._page(run).url,
-        )
-
-    def abort_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        run = self._run(request, pk, operate=True)
-        form = ConfirmForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                pipeline_run_abort(run=run, reason=form.cleaned_data["reason"], actor=request.user)
-            except DeploymentError as error:
-                self.message_user(request, str(error), messages.ERROR)
-            else:
-                self.message_user(request, f"Run #{run.pk} {run.status}.", messages.SUCCESS)
-            return self._page(run)
-        moved = bool(run.context.get("cutover"))
-        return _confirm_page(
-            request,
-            self.admin_site,
-            title=f"Abort run #{run.pk}",
-            facts=[
-                ("release", run.release),
-                ("status", run.status),
-                ("traffic moved", "yes: it will be switched back" if moved else "no"),
-            ],
-            form=form,
-            button="Abort the run",
-            cancel_url=self._page(run).url,
-        )
-
-
 # --- Deployments, health, rollbacks, audit ------------------------------------------------
 
 
 class DeploymentStatusInline(ReadOnlyInline):
     model = DeploymentStatus
-    fields = ["at", "state", "description"]
+    fields = ["moment", "state", "description"]
     readonly_fields = fields
+
+    @admin.display(description="at")
+    def moment(self, obj: DeploymentStatus) -> str:
+        return when(obj.at)
 
 
 @admin.register(Deployment)
@@ -696,7 +358,7 @@ class RecentFilter(admin.SimpleListFilter):
 @admin.register(HealthCheck)
 class HealthCheckAdmin(ReadOnlyAdmin):
     list_display = [
-        "at",
+        "moment",
         "environment",
         "slot",
         "source",
@@ -718,6 +380,10 @@ class HealthCheckAdmin(ReadOnlyAdmin):
         # answers the drill-down from the index in milliseconds.
         return None if connection.vendor == "sqlite" else "at"
 
+    @admin.display(description="at", ordering="at")
+    def moment(self, obj: HealthCheck) -> str:
+        return when(obj.at)
+
     @admin.display(description="result")
     def result(self, obj: HealthCheck) -> str:
         return badge(obj.status or ("ok" if obj.ok else "error"), "ok" if obj.ok else "failed")
@@ -727,6 +393,7 @@ class HealthCheckAdmin(ReadOnlyAdmin):
 class RollbackAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
+        "started",
         "environment",
         "from_release",
         "to_release",
@@ -739,6 +406,10 @@ class RollbackAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["environment", "trigger", "mode", "status"]
     list_select_related = ["environment", "from_release", "to_release"]
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, obj: Rollback) -> str:
+        return when(obj.started_at)
 
     @admin.display(description="status")
     def status_badge(self, obj: Rollback) -> str:
@@ -757,8 +428,12 @@ class RollbackAdmin(ReadOnlyAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["at", "actor_name", "action", "object_type", "object_repr"]
+    list_display = ["moment", "actor_name", "action", "object_type", "object_repr"]
     list_filter = ["action", "object_type"]
     search_fields = ["actor_name", "action", "object_repr"]
     date_hierarchy = "at"
     show_full_result_count = False
+
+    @admin.display(description="at", ordering="at")
+    def moment(self, obj: AuditEvent) -> str:
+        return when(obj.at)

@@ -10,9 +10,11 @@ past, and the admin offers no add, change or delete for it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Slot(models.TextChoices):
@@ -242,16 +244,35 @@ class PipelineRun(models.Model):
         return None
 
     @property
+    def paused_seconds(self) -> float:
+        """The time the run sat paused for an operator (``pipeline`` records each pause in
+        ``context``); a pause still open counts until now."""
+        total = float(self.context.get("paused_seconds", 0.0))
+        opened = self.context.get("paused_at")
+        if opened and self.status == self.Status.PAUSED:
+            total += max(0.0, (timezone.now() - datetime.fromisoformat(opened)).total_seconds())
+        return total
+
+    @property
+    def active_seconds(self) -> float | None:
+        """The duration without the time paused; for a run still going, so far."""
+        if not self.started_at:
+            return None
+        end = self.finished_at or timezone.now()
+        return max(0.0, (end - self.started_at).total_seconds() - self.paused_seconds)
+
+    @property
     def deploy_seconds(self) -> float | None:
-        """The duration without the analysis window: the time a deploy takes to put the
-        release in front of traffic and clean up (what the deploy-time budget is about)."""
+        """The duration without the analysis window and the time paused for an operator:
+        the time a deploy takes to put the release in front of traffic and clean up (what the
+        deploy-time budget is about)."""
         total = self.duration_seconds
         if total is None:
             return None
         watched = sum(
             stage.duration_seconds or 0.0 for stage in self.stages.filter(kind="analysis")
         )
-        return max(0.0, total - watched)
+        return max(0.0, total - watched - self.paused_seconds)
 
 
 class FailureAction(models.TextChoices):

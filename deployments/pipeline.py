@@ -21,6 +21,7 @@ import copy
 import importlib.util
 import logging
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -55,7 +56,7 @@ from deployments.services import (
     environment_lock_acquire,
     environment_lock_release,
 )
-from deployments.stages import HANDLERS, LOG_LIMIT, StageResult
+from deployments.stages import HANDLERS, LOG_LIMIT, StageResult, run_context_update
 
 logger = logging.getLogger(__name__)
 
@@ -314,6 +315,7 @@ def pipeline_run_retry(*, run: PipelineRun, actor: Any = None, actor_name: str =
             status=PipelineRun.Status.QUEUED
         ):
             raise DeploymentError(f"run #{run.pk} is not paused")
+        _pause_end(run)
         StageRun.objects.filter(pk=stage.pk).update(
             outcome=StageRun.Outcome.PENDING,
             action_applied=StageRun.Applied.RETRY,
@@ -343,6 +345,7 @@ def pipeline_run_override(
             status=PipelineRun.Status.QUEUED
         ):
             raise DeploymentError(f"run #{run.pk} is not paused")
+        _pause_end(run)
         StageRun.objects.filter(pk=stage.pk).update(
             action_applied=StageRun.Applied.OVERRIDE,
             overridden_by=actor if actor is not None and getattr(actor, "pk", None) else None,
@@ -460,6 +463,8 @@ def pipeline_run_execute(
         action = stage.failure_action
         _stage_finish(stage, StageRun.Outcome.FAILED, action, result.summary, result.log)
         if action == FailureAction.BLOCK:
+            # Recorded before the pause is visible: an operator's retry ends a known pause.
+            run_context_update(run, paused_at=timezone.now().isoformat())
             PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.RUNNING).update(
                 status=PipelineRun.Status.PAUSED
             )
@@ -555,7 +560,21 @@ def _warn(run: PipelineRun, text: str) -> None:
     PipelineRun.objects.filter(pk=run.pk).update(warnings=run.warnings)
 
 
+def _pause_end(run: PipelineRun) -> None:
+    """Adds the pause that ends now (retry, override, abort) to the run's paused time."""
+    run.refresh_from_db(fields=["context"])
+    opened = run.context.get("paused_at")
+    if not opened:
+        return
+    paused = (timezone.now() - datetime.fromisoformat(opened)).total_seconds()
+    context = {k: v for k, v in run.context.items() if k != "paused_at"}
+    context["paused_seconds"] = float(context.get("paused_seconds", 0.0)) + max(0.0, paused)
+    run.context = context
+    PipelineRun.objects.filter(pk=run.pk).update(context=context)
+
+
 def _finish(run: PipelineRun, status: str, error: str = "") -> None:
+    _pause_end(run)
     # Race: an operator abort and the runner's own end; the first terminal status stays.
     PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.RUNNING).update(
         status=status, finished_at=timezone.now(), error=error[:2000]

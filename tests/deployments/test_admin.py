@@ -11,6 +11,7 @@ from deployments.models import (
     Environment,
     HealthCheck,
     PipelineRun,
+    Release,
     Rollback,
 )
 from deployments.pipeline import pipeline_run_create, pipeline_run_execute
@@ -173,8 +174,15 @@ def test_abort_and_override_need_a_reason(staff: Client, infra) -> None:
 
 def test_history_admins_offer_no_add_change_or_delete(staff: Client, infra) -> None:
     check = HealthCheck.objects.first()
-    for model in ("healthcheck", "rollback", "auditevent", "pipelinerun", "release", "deployment"):
+    for model in ("healthcheck", "rollback", "auditevent", "pipelinerun", "deployment"):
         assert staff.get(f"/admin/deployments/{model}/add/").status_code == 403, model
+    # Releases are added (from a commit: tests/deployments/test_operator_admin_releases.py),
+    # never changed or deleted.
+    release = Release.objects.first()
+    assert staff.get(f"/admin/deployments/release/{release.pk}/delete/").status_code == 403
+    assert (
+        b'name="_save"' not in staff.get(f"/admin/deployments/release/{release.pk}/change/").content
+    )
     assert staff.get(f"/admin/deployments/healthcheck/{check.pk}/delete/").status_code == 403
     page = staff.get(f"/admin/deployments/healthcheck/{check.pk}/change/").content
     assert b'name="_save"' not in page

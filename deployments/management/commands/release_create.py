@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from deployments.git import GitError, git
 from deployments.management.commands._common import operator_name
-from deployments.models import Release
-from deployments.releases import release_migrations_inspect
-from deployments.services import DeploymentError, release_create
+from deployments.releases import release_create_from_git
+from deployments.services import DeploymentError
 
 
 class Command(BaseCommand):
@@ -26,24 +24,17 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         try:
-            sha = git("rev-parse", "--verify", f"{options['sha']}^{{commit}}")
-            previous = Release.objects.order_by("-version").first()
-            safety = release_migrations_inspect(
-                previous_sha=previous.git_sha if previous else None, sha=sha
-            )
-        except GitError as error:
-            raise CommandError(str(error)) from None
-        unsafe_reason = str(options["not_rollback_safe"]) or safety.unsafe_reason
-        try:
-            release = release_create(
-                git_sha=sha,
+            release = release_create_from_git(
+                ref=str(options["sha"]),
                 notes=str(options["notes"]),
-                rollback_safe=not unsafe_reason,
-                rollback_unsafe_reason=unsafe_reason,
-                migrations=safety.migrations,
+                not_rollback_safe=str(options["not_rollback_safe"]),
                 actor_name=operator_name(),
             )
         except DeploymentError as error:
             raise CommandError(str(error)) from None
-        safe = "rollback-safe" if release.rollback_safe else f"NOT rollback-safe: {unsafe_reason}"
-        self.stdout.write(f"release {release.label} = {sha[:12]} ({safe})")
+        safe = (
+            "rollback-safe"
+            if release.rollback_safe
+            else f"NOT rollback-safe: {release.rollback_unsafe_reason}"
+        )
+        self.stdout.write(f"release {release.label} = {release.git_sha[:12]} ({safe})")
