@@ -1,4 +1,4 @@
-"""Server-rendered listener pages: home, genres, and the genres exports.
+"""Server-rendered listener pages: home (and its library card) and genres.
 
 The pages read through ``genres.selectors`` and render the small ``summary`` of a scan result
 (name and count per genre); the full payload with track ids is loaded only by the exports
@@ -7,24 +7,13 @@ Everything the listener does on a page (scan, create playlists) goes through the
 with ``static/swedify/swedify.js``, which polls the job rows for live progress. The pages run
 under the strict CSP of ``swedify.middleware``: no inline scripts, styles or on* handlers.
 
-Exports:
-
-- ``/genres/export.json``: the contract payload of ``GET /api/genres`` (with track ids).
-- ``/genres/export.csv``: one row per genre and track, columns ``genre,count,track_id``
-  (``count`` is the genre's track count, repeated on each of its rows); tracks without a genre
-  come last under the genre ``(unclassified)``. ``?detail=genres`` gives one row per genre,
-  columns ``genre,count``. UTF-8 with a byte-order mark, so spreadsheet programs read
-  "å ä ö" right. A cell that a spreadsheet would read as a formula (starting with = + - @,
-  a tab or a carriage return, also after leading spaces, line breaks or no-break spaces) is
-  prefixed with ``'``.
+The exports of the genres (CSV and JSON) live in ``genres.exports``.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import re
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -33,9 +22,7 @@ from django.db.models import Case, Value, When
 from django.http import (
     HttpRequest,
     HttpResponse,
-    HttpResponseNotFound,
     HttpResponseRedirect,
-    StreamingHttpResponse,
 )
 from django.shortcuts import render
 from django.utils import timezone
@@ -403,7 +390,8 @@ def library_card(request: HttpRequest) -> HttpResponse:
     return render(request, "genres/_library_card.html", context)
 
 
-def _sign_in_required() -> HttpResponseRedirect:
+def sign_in_required() -> HttpResponseRedirect:
+    """Home, with the notice saying that this page needs a signed-in listener."""
     return HttpResponseRedirect("/?" + urlencode({"notice": "sign_in_required"}))
 
 
@@ -418,7 +406,7 @@ def genres_page(request: HttpRequest) -> HttpResponse:
     unless a listener is signed in."""
     account = selectors.listener_account(user=request.user)
     if account is None:
-        return _sign_in_required()
+        return sign_in_required()
     now = timezone.now()
     result = selectors.latest_result(user=request.user)
     active = selectors.active_scan(user=request.user)
@@ -467,78 +455,3 @@ def genres_page(request: HttpRequest) -> HttpResponse:
         "max_description_length": MAX_DESCRIPTION_LENGTH,
     }
     return render(request, "genres/genres.html", context)
-
-
-# --- Exports --------------------------------------------------------------------------------
-
-
-def _export_payload(request: HttpRequest) -> dict[str, Any] | HttpResponse:
-    if selectors.listener_account(user=request.user) is None:
-        return _sign_in_required()
-    payload = selectors.genres_payload(user=request.user)
-    if payload is None:
-        return HttpResponseNotFound(
-            "No scan yet: scan your library first.", content_type="text/plain; charset=utf-8"
-        )
-    return payload
-
-
-def _filename(payload: dict[str, Any], extension: str) -> str:
-    stamp = "".join(ch for ch in str(payload.get("cachedAt") or "")[:10] if ch in "0123456789-")
-    stamp = stamp or timezone.now().date().isoformat()
-    return f"swedify-genres-{stamp}.{extension}"
-
-
-@require_safe
-@never_cache
-def export_json(request: HttpRequest) -> HttpResponse:
-    payload = _export_payload(request)
-    if isinstance(payload, HttpResponse):
-        return payload
-    body = json.dumps(payload, ensure_ascii=False, indent=2)
-    # As the API's answers (views.ApiResponse): names are hostile data, and a download opened
-    # in a browser or pasted into a page must stay inert. JSON readers see the same text.
-    body = body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    response = HttpResponse(body, content_type="application/json; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{_filename(payload, "json")}"'
-    return response
-
-
-class _Echo:
-    """A file-like object whose write returns the line, for streaming csv.writer output."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_lines(payload: dict[str, Any], *, per_track: bool) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield "\ufeff"
-    yield writer.writerow(["genre", "count", "track_id"] if per_track else ["genre", "count"])
-    unclassified = payload.get("unclassified") or {}
-    entries = [(entry["name"], entry) for entry in payload.get("genres") or []]
-    entries.append((CSV_UNCLASSIFIED, unclassified))
-    for name, entry in entries:
-        count = entry.get("count", 0)
-        if name == CSV_UNCLASSIFIED and not count:
-            continue
-        genre = csv_cell(name)
-        if per_track:
-            for track_id in entry.get("trackIds") or []:
-                yield writer.writerow([genre, count, csv_cell(track_id)])
-        else:
-            yield writer.writerow([genre, count])
-
-
-@require_safe
-@never_cache
-def export_csv(request: HttpRequest) -> HttpResponse:
-    payload = _export_payload(request)
-    if isinstance(payload, HttpResponse):
-        return payload
-    per_track = request.GET.get("detail", "tracks") != "genres"
-    response = StreamingHttpResponse(
-        _csv_lines(payload, per_track=per_track), content_type="text/csv; charset=utf-8"
-    )
-    response["Content-Disposition"] = f'attachment; filename="{_filename(payload, "csv")}"'
-    return response

@@ -9,7 +9,15 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
-from genres.models import GenrePlaylist, PlaylistJob, Scan, ScanResult, SpotifyAccount
+from genres.models import (
+    Artist,
+    GenrePlaylist,
+    LibraryTrack,
+    PlaylistJob,
+    Scan,
+    ScanResult,
+    SpotifyAccount,
+)
 from genres.progress import budget_rate, scan_progress
 
 User = AbstractBaseUser | AnonymousUser
@@ -166,6 +174,41 @@ def genre_playlists(*, user: User | None) -> list[dict[str, Any]]:
         )
     playlists.sort(key=lambda item: item["filled_at"], reverse=True)
     return playlists
+
+
+# Spotify's web player link of a track; ids are base-62, so nothing needs escaping.
+TRACK_URL = "https://open.spotify.com/track/{}"
+# Ids per IN query: under every database's limit of bound parameters.
+_IN_BATCH = 900
+
+
+def track_details(*, user: User | None) -> dict[str, dict[str, Any]]:
+    """Per track id of the listener's library: ``url`` (Spotify's link) and ``artists`` (their
+    names in Spotify's order, from the shared artist cache; an artist it does not know is left
+    out). Song and album names are not stored by the library, so they are not here.
+
+    One query for the library plus one per 900 distinct artists; a track in several sources
+    is read once.
+    """
+    if user is None or not user.is_authenticated:
+        return {}
+    rows = LibraryTrack.objects.filter(user_id=user.pk).values_list("track_id", "artist_ids")
+    tracks: dict[str, list[str]] = {}
+    for track_id, artists in rows:
+        if track_id not in tracks:
+            tracks[track_id] = [a for a in artists or [] if isinstance(a, str)]
+    ordered = sorted({a for artists in tracks.values() for a in artists})
+    names: dict[str, str] = {}
+    for start in range(0, len(ordered), _IN_BATCH):
+        batch = ordered[start : start + _IN_BATCH]
+        names.update(Artist.objects.filter(spotify_id__in=batch).values_list("spotify_id", "name"))
+    return {
+        track_id: {
+            "url": TRACK_URL.format(track_id),
+            "artists": [names[a] for a in artists if names.get(a)],
+        }
+        for track_id, artists in tracks.items()
+    }
 
 
 def step_label(*, step: str, artists_to_fetch: int = 0) -> str:

@@ -54,4 +54,4 @@ def test_the_export_quotes_a_genre_that_hides_a_formula_behind_a_no_break_space(
     user = make_listener()
     make_result(user, [(name, 1)], tracks_per_genre={name: ["t1"]})
     rows = csv_rows(signed_in(user).get("/genres/export.csv"))
-    assert rows[1] == ["'" + name, "1", "t1"]
+    assert rows[1][:3] == ["'" + name, "1", "t1"]
