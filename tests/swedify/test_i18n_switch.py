@@ -9,7 +9,8 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from tests.genres.test_pages import Markup
+from genres.models import Scan
+from tests.genres.test_pages import Markup, make_listener, make_scan, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -134,6 +135,25 @@ def test_the_next_field_carries_the_current_page_escaped() -> None:
     next_inputs = [attrs for tag, attrs in markup.tags if attrs.get("name") == "next"]
     assert next_inputs[0]["value"] == "/?q=%22%3E%3Cscript%3E"
     assert '"><script>' not in page.text
+
+
+def test_a_scan_in_the_api_is_the_same_in_swedish_but_for_its_words_for_display() -> None:
+    user = make_listener()
+    scan = make_scan(
+        user, status=Scan.Status.RUNNING, step=Scan.Step.FETCHING_TRACKS, finished_at=None
+    )
+    client = signed_in(user)
+    english = client.get(f"/api/scans/{scan.id}", HTTP_ACCEPT_LANGUAGE="en").json()
+    swedish = client.get(f"/api/scans/{scan.id}", HTTP_ACCEPT_LANGUAGE="sv").json()
+    assert english["stepLabel"] == "Reading your songs"
+    assert swedish["stepLabel"] == "Läser dina låtar"
+    assert swedish["status"] == english["status"] == "running"
+    assert swedish["step"] == english["step"] == "fetching_tracks"
+    assert swedish.keys() == english.keys()
+    # etaSeconds follows the clock between the two requests; stepLabel is the words.
+    for key in ("stepLabel", "etaSeconds"):
+        del english[key], swedish[key]
+    assert swedish == english
 
 
 def test_the_api_stays_language_neutral() -> None:
