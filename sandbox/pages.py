@@ -17,24 +17,32 @@ if TYPE_CHECKING:
 # How many items of one playlist the user page shows; the control API returns them all.
 PAGE_ITEMS = 500
 
+# Colours reach WCAG AA (4.5:1 for text): Spotify's own green (#1db954) under white text is
+# only 2.6:1, so the Approve button uses a darker green.
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 56rem; padding: 0 1rem;
        color: #191414; }
+main { display: block; }
+a { color: #0d6e30; }
 h1 { font-size: 1.5rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
 table { border-collapse: collapse; width: 100%; }
 td, th { border-bottom: 1px solid #ddd; padding: .3rem .5rem; text-align: left; }
-.muted { color: #666; } code { background: #f3f3f3; padding: 0 .2rem; }
+.muted { color: #595959; } code { background: #f3f3f3; padding: 0 .2rem; overflow-wrap: anywhere; }
+.table-scroll { overflow-x: auto; }
 button { font-size: 1rem; padding: .5rem 1.5rem; margin-right: .5rem; cursor: pointer; }
-.approve { background: #1db954; color: white; border: 0; border-radius: 2rem; }
-.deny { background: white; border: 1px solid #999; border-radius: 2rem; }
+.approve { background: #117a36; color: white; border: 0; border-radius: 2rem; }
+.deny { background: white; color: #191414; border: 1px solid #767676; border-radius: 2rem; }
+select { font: inherit; padding: .25rem; }
 """
 
 
 def _page(title: str, body: str) -> str:
+    """A whole page: the body's content inside the main landmark, readable on a phone."""
     return (
         "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body>{body}</body></html>\n"
+        f"<body><main>{body}</main></body></html>\n"
     )
 
 
@@ -51,9 +59,13 @@ def authorize_page(
         for name, value in params.items()
         if name not in ("sandbox_user", "sandbox_decision")
     )
+    # A user who is not allow-listed can still agree here, as on Spotify; the Web API then
+    # refuses their token (403), which is how Spotify's Development Mode says it.
     options = "".join(
         f'<option value="{escape(u.id)}"{" selected" if u.id == selected else ""}>'
-        f"{escape(u.spec.display_name)} ({escape(u.id)})</option>"
+        f"{escape(u.spec.display_name)} ({escape(u.id)})"
+        f"{'' if u.spec.allowlisted else ', not allow-listed: the Web API will refuse them'}"
+        "</option>"
         for u in users
     )
     scope_items = "".join(f"<li><code>{escape(s)}</code></li>" for s in scopes) or (
@@ -97,8 +109,8 @@ def index_page(sandbox: Sandbox, base_url: str) -> str:
         f"<code>{escape(base_url)}/v1</code>; mode: {mode}.</p>"
         f"<p>Client id <code>{escape(config.client_id)}</code>, secret "
         f"<code>{escape(config.client_secret)}</code>.</p>"
-        "<table><tr><th>user</th><th>name</th><th>liked tracks</th><th>artists</th>"
-        f"<th>playlists</th><th>allow-listed</th></tr>{rows}</table>"
+        "<div class=table-scroll><table><tr><th>user</th><th>name</th><th>liked tracks</th>"
+        f"<th>artists</th><th>playlists</th><th>allow-listed</th></tr>{rows}</table></div>"
         "<p class=muted>Control API (JSON): <a href=/sandbox/users>users</a>, "
         "<a href=/sandbox/stats>stats</a>, <a href=/sandbox/requests>requests</a>, "
         "<a href=/sandbox/faults>faults</a>, <a href=/sandbox/config>config</a>.</p>"
@@ -122,7 +134,8 @@ def _playlist_section(playlist: Playlist) -> str:
         f"<code>{escape(playlist.id)}</code></p>"
         + (f"<p>{escape(playlist.description)}</p>" if playlist.description else "")
         + (
-            f"<table><tr><th>#</th><th>track</th><th>artists</th></tr>{rows}</table>"
+            "<div class=table-scroll><table><tr><th>#</th><th>track</th><th>artists</th></tr>"
+            f"{rows}</table></div>"
             if rows
             else ""
         )
