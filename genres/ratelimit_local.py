@@ -92,8 +92,8 @@ class LocalRateLimiter:
         self.learned = float(limit)
         self._changed_at = clock()
         self._decreased_at = -math.inf
-        # Parties waiting for a slot, per priority: party -> when it will ask again.
-        self._waiting: dict[str, dict[str, float]] = {p: {} for p in PRIORITIES}
+        # Requests waiting for a slot, per priority: ticket -> (party, when it asks again).
+        self._waiting: dict[str, dict[str, tuple[str, float]]] = {p: {} for p in PRIORITIES}
         # Round-robin order: party -> when it was last served (or started waiting).
         self._served: dict[str, float] = {}
         self._interactive_streak = 0
@@ -174,11 +174,15 @@ class LocalRateLimiter:
         return wait
 
     # Turns -----------------------------------------------------------------------------------
+    #
+    # Each waiting request holds a ticket (party, when it asks again), so a party waits as long
+    # as any of its threads does; turns are taken per party.
 
     def _forget(self, now: float) -> None:
         for waiting in self._waiting.values():
-            for party in [p for p, wake in waiting.items() if wake < now - WAITER_GRACE_SECONDS]:
-                del waiting[party]
+            stale = [t for t, (_, wake) in waiting.items() if wake < now - WAITER_GRACE_SECONDS]
+            for ticket in stale:
+                del waiting[ticket]
         if len(self._served) > 64:
             old = now - SERVED_MEMORY_SECONDS
             for party in [p for p, at in self._served.items() if at < old]:
@@ -187,14 +191,13 @@ class LocalRateLimiter:
     def _order(self, party: str, now: float) -> tuple[float, str]:
         return self._served.get(party, now), party
 
+    def _parties(self, priority: str, before: float = math.inf) -> set[str]:
+        return {party for party, wake in self._waiting[priority].values() if wake <= before}
+
     def _next(self, now: float, party: str, priority: str) -> tuple[str, str]:
         """The (party, priority) whose turn it is among those due now, the caller included."""
-        due = {
-            p: [name for name, wake in waiting.items() if wake <= now + TURN_WAIT_SECONDS]
-            for p, waiting in self._waiting.items()
-        }
-        if party not in due[priority]:
-            due[priority].append(party)
+        due = {p: self._parties(p, now + TURN_WAIT_SECONDS) for p in PRIORITIES}
+        due[priority].add(party)
         if due[PRIORITY_INTERACTIVE] and due[PRIORITY_BACKGROUND]:
             background_turn = self._interactive_streak >= BACKGROUND_EVERY - 1
             cls = PRIORITY_BACKGROUND if background_turn else PRIORITY_INTERACTIVE
@@ -204,32 +207,32 @@ class LocalRateLimiter:
 
     def _ahead(self, party: str, priority: str, now: float) -> int:
         mine = self._order(party, now)
-        ahead = sum(1 for name in self._waiting[priority] if self._order(name, now) < mine)
+        ahead = sum(1 for name in self._parties(priority) if self._order(name, now) < mine)
         if priority == PRIORITY_BACKGROUND:
             # Roughly: every waiting interactive party first.
-            ahead += len(self._waiting[PRIORITY_INTERACTIVE])
+            ahead += len(self._parties(PRIORITY_INTERACTIVE))
         return ahead
 
     def _interval(self) -> float:
         allowed = self._limits()[0]
         return self.window / allowed if allowed else 0.0
 
-    def _grant(self, now: float, party: str, priority: str) -> None:
+    def _grant(self, now: float, party: str, priority: str, ticket: str) -> None:
         if self.limit:
             self._sent.append(now)
+        self._waiting[priority].pop(ticket, None)
         if priority == PRIORITY_INTERACTIVE:
             background_waits = bool(self._waiting[PRIORITY_BACKGROUND])
             self._interactive_streak = self._interactive_streak + 1 if background_waits else 0
         else:
             self._interactive_streak = 0
-        self._waiting[priority].pop(party, None)
         if party.startswith(ANONYMOUS_PARTY_PREFIX):
             self._served.pop(party, None)  # it never comes back
         else:
             self._served[party] = now
         self._grants.at = now
 
-    def _try(self, party: str, priority: str) -> tuple[float, float]:
+    def _try(self, party: str, priority: str, ticket: str) -> tuple[float, float]:
         """(0, 0) with a slot taken, else (seconds to sleep, estimated wait for a slot)."""
         with self._lock:
             now = self._clock()
@@ -240,27 +243,35 @@ class LocalRateLimiter:
             if wait <= 0:
                 turn = self._next(now, party, priority)
                 if turn == (party, priority):
-                    self._grant(now, party, priority)
+                    self._grant(now, party, priority, ticket)
                     return 0.0, 0.0
                 # Someone else's turn: they are awake and take this slot; ask again shortly.
                 wait = TURN_WAIT_SECONDS
-            waiting = self._waiting[priority]
-            waiting[party] = max(waiting.get(party, now), now + wait)
+            self._waiting[priority][ticket] = (party, now + wait)
             ahead = self._ahead(party, priority, now)
             return wait, max(wait, self._slot_wait(now)) + ahead * self._interval()
 
-    def _leave(self, party: str, priority: str) -> None:
+    def _leave(self, party: str, priority: str, ticket: str) -> None:
         with self._lock:
-            self._waiting[priority].pop(party, None)
+            self._waiting[priority].pop(ticket, None)
             if party.startswith(ANONYMOUS_PARTY_PREFIX):
                 self._served.pop(party, None)
 
     def try_acquire(
-        self, *, party: str | None = None, priority: str = PRIORITY_INTERACTIVE
+        self,
+        *,
+        party: str | None = None,
+        priority: str = PRIORITY_INTERACTIVE,
+        ticket: str | None = None,
     ) -> float:
-        """Take a slot and return 0, or return the seconds to wait before trying again."""
+        """Take a slot and return 0, or return the seconds to wait before trying again.
+
+        ``ticket`` names the request across its tries (default: one per party), so the
+        party keeps its place while any of its requests waits.
+        """
         check_priority(priority)
-        return self._try(party or anonymous_party(), priority)[0]
+        name = party or anonymous_party()
+        return self._try(name, priority, ticket or name)[0]
 
     def acquire(
         self,
@@ -271,17 +282,18 @@ class LocalRateLimiter:
     ) -> None:
         check_priority(priority)
         name = party or anonymous_party()
+        ticket = uuid.uuid4().hex
         deadline = self._clock() + timeout
         try:
             while True:
-                wait, expected = self._try(name, priority)
+                wait, expected = self._try(name, priority, ticket)
                 if wait <= 0:
                     return
                 if self._clock() + wait > deadline:
                     raise RateLimiterTimeout(timeout_message(timeout, expected), wait=expected)
                 self._sleep(wait + random.uniform(0, WAKE_JITTER_SECONDS))
         except BaseException:
-            self._leave(name, priority)
+            self._leave(name, priority, ticket)
             raise
 
     def record_send(self) -> None:

@@ -124,15 +124,27 @@ redis.call('ZADD', KEYS[7], 'NX', us(now), party)
 local function served(name) return tonumber(redis.call('ZSCORE', KEYS[7], name) or now) end
 local function before(a, sa, b, sb) return sa < sb or (sa == sb and a < b) end
 
+-- Waiting members are "<ticket> <party>": a party waits while any of its requests does.
+local function party_of(member) return string.match(member, '^%S+ (.*)$') end
+local function parties(key, max)
+  local set, list = {}, {}
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', max)) do
+    local name = party_of(member)
+    if name and not set[name] then set[name] = true; table.insert(list, name) end
+  end
+  return list, set
+end
+local mine_member = ARGV[18] .. ' ' .. party
+
 local wait = slot_wait()
 if wait <= 0 then
-  local due = {
-    interactive = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', us(now + turn_wait)),
-    background = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', us(now + turn_wait)),
-  }
-  local present = false
-  for _, name in ipairs(due[priority]) do if name == party then present = true end end
-  if not present then table.insert(due[priority], party) end
+  local due_max = us(now + turn_wait)
+  local due, present_interactive, present_background = {}, nil, nil
+  due.interactive, present_interactive = parties(KEYS[5], due_max)
+  due.background, present_background = parties(KEYS[6], due_max)
+  local present = present_background
+  if priority == 'interactive' then present = present_interactive end
+  if not present[party] then table.insert(due[priority], party) end
   local class = 'background'
   if #due.interactive > 0 and #due.background > 0 then
     local streak = tonumber(redis.call('GET', KEYS[8]) or '0')
@@ -150,13 +162,13 @@ if wait <= 0 then
       redis.call('ZADD', KEYS[1], us(now), ARGV[5])
       redis.call('PEXPIRE', KEYS[1], math.ceil(2 * window / 1000) + 1000)
     end
+    redis.call('ZREM', waiting[priority], mine_member)
     if priority == 'interactive' and redis.call('ZCARD', KEYS[6]) > 0 then
       redis.call('INCR', KEYS[8])
     else
       redis.call('SET', KEYS[8], '0')
     end
     redis.call('PEXPIRE', KEYS[8], memory_ms)
-    redis.call('ZREM', waiting[priority], party)
     if string.sub(party, 1, string.len(ARGV[17])) == ARGV[17] then
       redis.call('ZREM', KEYS[7], party)
     else
@@ -168,15 +180,15 @@ if wait <= 0 then
   wait = turn_wait
 end
 
-redis.call('ZADD', waiting[priority], 'GT', us(now + wait), party)
+redis.call('ZADD', waiting[priority], us(now + wait), mine_member)
 redis.call('PEXPIRE', waiting[priority], memory_ms)
 redis.call('PEXPIRE', KEYS[7], memory_ms)
 local mine = served(party)
 local ahead = 0
-for _, name in ipairs(redis.call('ZRANGE', waiting[priority], 0, -1)) do
+for _, name in ipairs(parties(waiting[priority], '+inf')) do
   if name ~= party and before(name, served(name), party, mine) then ahead = ahead + 1 end
 end
-if priority == 'background' then ahead = ahead + redis.call('ZCARD', KEYS[5]) end
+if priority == 'background' then ahead = ahead + #parties(KEYS[5], '+inf') end
 local expected = math.max(wait, slot_wait())
 if limit > 0 then expected = expected + ahead * window / allowed_of(learned) end
 return {math.ceil(wait), math.ceil(expected), us(now), tostring(learned)}
@@ -318,7 +330,7 @@ class RedisRateLimiter:
         learned = self._learned()
         return BudgetState(self.limit, learned, self.window, shared=not self.using_fallback)
 
-    def _try(self, party: str, priority: str) -> tuple[float, float]:
+    def _try(self, party: str, priority: str, ticket: str) -> tuple[float, float]:
         wait_us, expected_us, now_us, learned = self._acquire_script(
             keys=self.keys,
             args=[
@@ -339,6 +351,7 @@ class RedisRateLimiter:
                 int(SERVED_MEMORY_SECONDS * US),
                 BACKGROUND_EVERY,
                 ANONYMOUS_PARTY_PREFIX,
+                ticket,
             ],
         )
         self.fallback.adopt(float(learned))
@@ -349,10 +362,11 @@ class RedisRateLimiter:
             return 0.0, 0.0
         return int(wait_us) / US, int(expected_us) / US
 
-    def _leave(self, party: str, priority: str) -> None:
+    def _leave(self, party: str, priority: str, ticket: str) -> None:
         # On failure the entry lapses by itself within WAITER_GRACE_SECONDS.
+        key = self.keys[4 if priority == PRIORITY_INTERACTIVE else 5]
         with contextlib.suppress(*self._redis_errors):
-            self._client.zrem(self.keys[4 if priority == PRIORITY_INTERACTIVE else 5], party)
+            self._client.zrem(key, f"{ticket} {party}")
 
     def acquire(
         self,
@@ -363,6 +377,7 @@ class RedisRateLimiter:
     ) -> None:
         check_priority(priority)
         name = party or anonymous_party()
+        ticket = uuid.uuid4().hex
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -371,14 +386,14 @@ class RedisRateLimiter:
                 self.fallback.acquire(max(0.0, remaining), party=name, priority=priority)
                 return
             try:
-                wait, expected = self._try(name, priority)
+                wait, expected = self._try(name, priority, ticket)
             except self._redis_errors as error:
                 self._redis_failed(error)
                 continue
             if wait <= 0:
                 return
             if wait > remaining:
-                self._leave(name, priority)
+                self._leave(name, priority, ticket)
                 raise RateLimiterTimeout(timeout_message(timeout, expected), wait=expected)
             self._sleep(wait + random.uniform(0, WAKE_JITTER_SECONDS))
 

@@ -115,40 +115,41 @@ def simulate(
         heapq.heappush(events, (when, sequence, kind, party, sent, retry_after))
 
     for party in parties:
-        for _ in range(party.threads):
-            at(started + party.start + rng.uniform(0, 0.01), "ask", party.name)
+        for thread in range(party.threads):
+            at(started + party.start + rng.uniform(0, 0.01), "ask", f"{party.name}#{thread}")
     in_flight = {p.name: 0 for p in parties}
     while events:
-        when, _, kind, name, sent, retry_after = heapq.heappop(events)
+        when, _, kind, thread, sent, retry_after = heapq.heappop(events)
         clock.now = when
+        name = thread.split("#")[0]
         party = by_name[name]
         if kind == "ask":
             if party.done + in_flight[name] >= party.requests:
                 continue  # this thread has nothing left to send
-            wait = limiter.try_acquire(party=name, priority=party.priority)
+            wait = limiter.try_acquire(party=name, priority=party.priority, ticket=thread)
             if wait > 0:
-                at(when + wait + rng.uniform(0, 0.005), "ask", name)
+                at(when + wait + rng.uniform(0, 0.005), "ask", thread)
                 continue
             party.grants.append(when)
             in_flight[name] += 1
-            at(when + rtt / 2, "arrive", name, when)
+            at(when + rtt / 2, "arrive", thread, when)
         elif kind == "arrive":
             answer = spotify.answer()
             party.calls += 1
             if answer is None:
-                at(when + rtt / 2, "ok", name, sent)
+                at(when + rtt / 2, "ok", thread, sent)
             else:
                 party.limited += 1
-                at(when + rtt / 2, "429", name, sent, answer)
+                at(when + rtt / 2, "429", thread, sent, answer)
         elif kind == "ok":
             in_flight[name] -= 1
             party.done += 1
             if party.done >= party.requests:
                 party.finished_at = when
-            at(when, "ask", name)
+            at(when, "ask", thread)
         else:  # a 429: tell the limiter, then sit out the Retry-After like SpotifyClient
             in_flight[name] -= 1
             limiter.penalize(retry_after, sent_at=sent)
-            at(when + retry_after, "ask", name)
+            at(when + retry_after, "ask", thread)
     ended = max(p.finished_at or clock.now for p in parties)
     return Outcome(by_name, started, ended, limiter)

@@ -225,7 +225,9 @@ def prefix() -> Iterator[str]:
     name = f"test-ratelimit:{uuid.uuid4().hex}"
     yield name
     client = redis.Redis.from_url(redis_url())
-    client.delete(f"{name}:window", f"{name}:hold", f"{name}:smooth")
+    keys = list(client.scan_iter(match=f"{name}:*"))
+    if keys:
+        client.delete(*keys)
 
 
 class RecordedSleep:
