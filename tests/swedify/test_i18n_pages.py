@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.test import Client, RequestFactory
+from django.utils import translation
+from django.views.defaults import server_error
 
 from genres.models import GenrePlaylist
 from tests.genres.test_pages import Markup, make_listener, make_result, signed_in
@@ -135,3 +137,32 @@ def test_a_swedish_page_has_no_english_left(who: str, path: str) -> None:
     # The check itself works: the same page in English is full of such words.
     assert len(_english_words(english.text)) >= 5
     assert _english_words(swedish.text) == []
+
+
+NOT_FOUND = {"en": "This page does not exist", "sv": "Den här sidan finns inte"}
+SERVER_ERROR = {"en": "Go to the home page", "sv": "Till startsidan"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_not_found_page_is_in_the_visitors_language(language: str) -> None:
+    response = Client().get("/no-such-page", HTTP_ACCEPT_LANGUAGE=language)
+    assert response.status_code == 404
+    assert f'<html lang="{language}">' in response.text
+    assert NOT_FOUND[language] in response.text
+    if language == "sv":
+        assert _english_words(response.text) == []
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_server_error_page_is_in_the_language_of_the_failed_request(language: str) -> None:
+    """Django renders it without a request or context processors: the language still shows,
+    and the switch (which needs a CSRF token) is left out rather than broken."""
+    request = RequestFactory().get("/")
+    with translation.override(language):
+        response = server_error(request)
+    html = response.content.decode()
+    assert response.status_code == 500
+    assert f'<html lang="{language}">' in html
+    assert SERVER_ERROR[language] in html
+    assert "/i18n/setlang" not in html
+    assert f"/i18n/catalog.js?lang={language}" in html
