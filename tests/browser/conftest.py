@@ -68,6 +68,8 @@ class ConsoleWatch:
 
     def __init__(self) -> None:
         self.errors: list[str] = []
+        # Parts of console errors a test expects (the browser's report of a 404 page).
+        self.expected: list[str] = []
 
     def attach(self, page: Any) -> None:
         page.on(
@@ -75,6 +77,10 @@ class ConsoleWatch:
             lambda message: self.errors.append(message.text) if message.type == "error" else None,
         )
         page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+
+    @property
+    def unexpected(self) -> list[str]:
+        return [text for text in self.errors if not any(part in text for part in self.expected)]
 
     @property
     def csp_violations(self) -> list[str]:
@@ -124,20 +130,30 @@ class ListenerBrowser:
         return context
 
     def open(
-        self, path: str, *, language: str = "en", size: str = "desktop", user: Any = None
+        self,
+        path: str,
+        *,
+        language: str = "en",
+        size: str = "desktop",
+        user: Any = None,
+        error_status: int | None = None,
     ) -> tuple[Any, ConsoleWatch]:
-        """A new page at base_url + path (or at path when it is a full URL)."""
+        """A new page at base_url + path (or at path when it is a full URL). With
+        error_status, the browser's own report of the page answering that status is expected
+        and not counted as a console error."""
         context = self.context(language=language, size=size, user=user)
         page = context.new_page()
         console = ConsoleWatch()
         console.attach(page)
+        if error_status is not None:
+            console.expected.append(f"the server responded with a status of {error_status}")
         self.opened.append((context, console))
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         page.goto(url)
         return page, console
 
     def close(self) -> list[str]:
-        errors = [error for _, console in self.opened for error in console.errors]
+        errors = [error for _, console in self.opened for error in console.unexpected]
         for context, _ in self.opened:
             context.close()
         return errors
@@ -162,3 +178,17 @@ def listener_browser(
     yield opener
     errors = opener.close()
     assert errors == [], errors
+
+
+@pytest.fixture
+def site(live_server: Any, transactional_db: Any, settings: Any) -> Iterator[tuple[str, Any]]:
+    """(Swedify's URL, the running Spotify sandbox) with Swedify signing in through it."""
+    from sandbox.testing import running_sandbox
+
+    # Spotify refuses `localhost` redirect URIs; listeners use the loopback IP.
+    url = live_server.url.replace("localhost", "127.0.0.1")
+    with running_sandbox() as sandbox:
+        settings.SPOTIFY_ACCOUNTS_URL = sandbox.accounts_url
+        settings.SPOTIFY_API_URL = sandbox.api_url
+        settings.SPOTIFY_REDIRECT_URI = f"{url}/auth/spotify/callback"
+        yield url, sandbox

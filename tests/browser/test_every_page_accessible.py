@@ -25,6 +25,7 @@ from tests.browser.checks import (
     heading_problems,
     screenshot,
 )
+from tests.browser.urls_failing import FAILING_PATH
 from tests.genres.test_pages import make_listener, make_result, make_scan
 
 pytestmark = pytest.mark.browser
@@ -118,6 +119,7 @@ PAGES: dict[str, tuple[str, Callable[[], Any], int]] = {
     "genres": ("/genres", _with_playlists, 200),
     "disconnect": ("/auth/disconnect", _signed_in, 200),
     "not-found": ("/no-such-page", _signed_out, 404),
+    "server-error": (FAILING_PATH, _signed_out, 500),
 }
 
 
@@ -143,9 +145,11 @@ def check_page_at_both_sizes(page: Any, name: str) -> None:
 @pytest.mark.parametrize("language", ["en", "sv"])
 @pytest.mark.parametrize("name", list(PAGES))
 def test_each_listener_page_passes_axe_and_is_photographed(
-    listener_browser: Any, name: str, language: str
+    listener_browser: Any, name: str, language: str, settings: Any
 ) -> None:
     path, make_user, status = PAGES[name]
+    if path == FAILING_PATH:
+        settings.ROOT_URLCONF = "tests.browser.urls_failing"
     user = make_user()
     context = listener_browser.context(language=language, user=user)
     page = context.new_page()

@@ -3,29 +3,15 @@ the Spotify sandbox, Approve or Deny, and back on Swedify."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.utils import translation
 from playwright.sync_api import expect
 
-from sandbox.testing import RunningSandbox, running_sandbox
 from tests.browser.conftest import EXPECT_TIMEOUT_MS, ConsoleWatch
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-
-
-@pytest.fixture
-def site(
-    live_server: Any, transactional_db: Any, settings: Any
-) -> Iterator[tuple[str, RunningSandbox]]:
-    # Spotify refuses `localhost` redirect URIs; listeners use the loopback IP.
-    url = live_server.url.replace("localhost", "127.0.0.1")
-    with running_sandbox() as sandbox:
-        settings.SPOTIFY_ACCOUNTS_URL = sandbox.accounts_url
-        settings.SPOTIFY_API_URL = sandbox.api_url
-        settings.SPOTIFY_REDIRECT_URI = f"{url}/auth/spotify/callback"
-        yield url, sandbox
 
 
 def start_sign_in(page: Any, url: str) -> ConsoleWatch:
@@ -54,4 +40,50 @@ def test_denying_on_the_consent_page_comes_back_with_the_reason(page: Any, site)
     page.get_by_role("button", name="Deny").click()
     page.wait_for_url(f"{url}/?error=spotify_denied")
     expect(page.get_by_role("link", name="Sign in with Spotify").first).to_be_visible()
+    assert page.context.request.get(f"{url}/session").json() == {"authenticated": False}
+
+
+def sign_in_as(page: Any, url: str, sandbox_user: str, decision: str = "Approve") -> None:
+    """From Swedify's home page through the sandbox's consent page, as `sandbox_user`."""
+    page.goto(url)
+    page.locator("#sign-in").click()
+    page.locator("#sandbox_user").select_option(sandbox_user)
+    page.get_by_role("button", name=decision).click()
+
+
+@pytest.mark.parametrize("language", ["en", "sv"])
+def test_denying_comes_back_with_words_that_match_the_consent_page(
+    listener_browser: Any, site: Any, language: str
+) -> None:
+    from genres.pages import SIGN_IN_ERRORS
+
+    url, _ = site
+    page, _ = listener_browser.open(f"{url}/", language=language)
+    sign_in_as(page, f"{url}/", "listener", decision="Deny")
+    page.wait_for_url(f"{url}/?error=spotify_denied")
+    notice = page.locator("#sign-in-error")
+    with translation.override(language):
+        expected = str(SIGN_IN_ERRORS["spotify_denied"])
+    expect(notice).to_contain_text(expected)
+    # The consent page's button is "Approve": the words must not send anyone to "Agree".
+    expect(notice).not_to_contain_text("Agree")
+
+
+@pytest.mark.parametrize("language", ["en", "sv"])
+def test_a_listener_missing_from_the_allow_list_is_told_who_can_fix_it(
+    listener_browser: Any, site: Any, language: str
+) -> None:
+    from genres.pages import SIGN_IN_ERRORS
+
+    url, _ = site
+    page, _ = listener_browser.open(f"{url}/", language=language)
+    # The sandbox's "outsider" is a real account the app's owner has not allow-listed.
+    sign_in_as(page, f"{url}/", "outsider")
+    page.wait_for_url(f"{url}/?error=spotify_not_allowlisted")
+    notice = page.locator("#sign-in-error")
+    with translation.override(language):
+        expected = str(SIGN_IN_ERRORS["spotify_not_allowlisted"])
+    expect(notice).to_contain_text(expected)
+    # Trying again cannot help until the owner adds the account: no "Try again" button.
+    expect(notice.locator("a, button")).to_have_count(0)
     assert page.context.request.get(f"{url}/session").json() == {"authenticated": False}
