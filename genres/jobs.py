@@ -17,6 +17,10 @@ yields the same way with a countdown instead of holding a worker while it waits.
 row's ``heartbeat_at`` is when it is due again (now, or the end of that wait), so if its
 message is lost, recovery finds it stale two minutes later and re-queues it.
 
+Among jobs of one priority the one that has had least service goes first (least attained
+service): a scan yields only to waiting work that has made fewer Spotify requests than it has
+(a new job has made none), so a small scan that got a worker keeps it until it is done while
+big ones take turns, and a big one never starves (its turn comes once the others caught up).
 Interactive work (origin ``listener``) goes before background work (origin ``sync``): a
 background job yields as soon as interactive work waits, and an interactive job never yields
 to background work. Which jobs wait is read from the job rows, so it holds whatever the broker
@@ -73,7 +77,7 @@ ORIGIN_SYNC = "sync"
 
 # The claim of a yielded row: no worker holds it; the message with this token takes it back.
 YIELD_PREFIX = "yield:"
-# An interactive job runs at least SWEDIFY_JOB_SLICE_SECONDS (default 10) before it yields to
+# An interactive job runs at least SWEDIFY_JOB_SLICE_SECONDS (default 5) before it yields to
 # other waiting work, so a yield (a re-claim, the requests in flight drained) costs a few
 # percent of a slice at most.
 # The shortest slice whatever the setting: a slice must get its first requests out.
@@ -85,7 +89,7 @@ WAITING_CHECK_EVERY = 1.0
 BACKGROUND_YIELD_DELAY = 2.0
 # A job waits for the shared Spotify budget at most this long inside a worker; a longer
 # wait yields the worker (the client's limiter_timeout).
-JOB_LIMITER_TIMEOUT = 5.0
+JOB_LIMITER_TIMEOUT = 8.0
 
 
 class JobClaimLost(Exception):
@@ -223,15 +227,25 @@ def job_enqueue(
         logger.exception("could not queue %s %s; recovery will retry", label, job_id)
 
 
-def waiting_work(*, user_id: int, background: bool, now: datetime | None = None) -> bool:
+def waiting_work(
+    *,
+    user_id: int,
+    background: bool,
+    service: int | None = None,
+    now: datetime | None = None,
+) -> bool:
     """Whether work of other listeners waits for a worker that this job should yield to: any
-    interactive work, and for background work also other background work. (A listener's
-    own jobs do not compete: a playlist job waits for the listener's running one anyway.)"""
+    interactive work, and for background work also other background work; with ``service``
+    (the Spotify requests this job has made), only scans that have made fewer (least attained
+    service first; playlist jobs keep no count and always count). A listener's own jobs do
+    not compete: a playlist job waits for the listener's running one anyway."""
     # By name: genres.models imports this module.
     for name in ("Scan", "PlaylistJob"):
         rows = apps.get_model("genres", name).objects.waiting(now=now).exclude(user_id=user_id)
         if not background:
             rows = rows.filter(origin=ORIGIN_LISTENER)
+        if service is not None and name == "Scan":
+            rows = rows.filter(requests_made__lt=service)
         if rows.exists():
             return True
     return False
@@ -241,10 +255,11 @@ class JobSlice:
     """When a running job should yield its worker (module docstring).
 
     ``over()`` is cheap to call often: it looks at the job rows at most every
-    WAITING_CHECK_EVERY seconds. An interactive job yields once it has run SLICE_SECONDS and
-    interactive work of another listener waits; a background job yields at once when
-    interactive work waits, and after its slice when other background work waits. ``seconds``
-    defaults to the SWEDIFY_JOB_SLICE_SECONDS setting.
+    WAITING_CHECK_EVERY seconds. An interactive job yields once it has run its slice and
+    interactive work of another listener with less service waits; a background job yields at
+    once when interactive work waits, and after its slice when other background work with
+    less service waits. ``seconds`` defaults to the SWEDIFY_JOB_SLICE_SECONDS setting;
+    ``service`` says how many Spotify requests the job has made so far (None: no count).
     """
 
     def __init__(
@@ -255,6 +270,7 @@ class JobSlice:
         seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         waiting: Callable[..., bool] | None = None,
+        service: Callable[[], int] | None = None,
     ) -> None:
         self.user_id = user_id
         self.background = background
@@ -263,6 +279,7 @@ class JobSlice:
         self.seconds = seconds
         self._clock = clock
         self._waiting = waiting or waiting_work
+        self._service = service
         self._started = clock()
         self._checked = -float("inf")
         self.ended = False
@@ -281,7 +298,11 @@ class JobSlice:
         self._checked = now
         if self.background and self._waiting(user_id=self.user_id, background=False):
             self.ended, self.delay = True, BACKGROUND_YIELD_DELAY
-        elif used_up and self._waiting(user_id=self.user_id, background=self.background):
+        elif used_up and self._waiting(
+            user_id=self.user_id,
+            background=self.background,
+            service=self._service() if self._service else None,
+        ):
             self.ended = True
         return self.ended
 

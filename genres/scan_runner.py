@@ -264,7 +264,11 @@ class _ScanRun:
     def __post_init__(self) -> None:
         self.checkpoint = cast(Checkpoint, dict(self.scan.checkpoint or {}))
         self.checkpoint.setdefault("sources", {})
-        self.slice = JobSlice(user_id=self.scan.user_id, background=self.scan.origin == ORIGIN_SYNC)
+        self.slice = JobSlice(
+            user_id=self.scan.user_id,
+            background=self.scan.origin == ORIGIN_SYNC,
+            service=lambda: self.scan.requests_made,
+        )
 
     # -- bookkeeping --
 

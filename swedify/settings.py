@@ -270,7 +270,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 # A scan or playlist job runs at least this many seconds before it hands its worker to other
 # waiting work and queues itself again (genres.jobs), so a small scan never waits for big ones.
-SWEDIFY_JOB_SLICE_SECONDS = env_int("SWEDIFY_JOB_SLICE_SECONDS", 10)
+SWEDIFY_JOB_SLICE_SECONDS = env_int("SWEDIFY_JOB_SLICE_SECONDS", 5)
 # Auto-sync (genres.sync): a listener's default interval, and how far each run moves from
 # it either way (percent of the interval), so listeners who turned it on together spread out.
 SYNC_DEFAULT_INTERVAL_HOURS = env_int("SWEDIFY_SYNC_INTERVAL_HOURS", 6)

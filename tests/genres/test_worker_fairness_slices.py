@@ -42,7 +42,7 @@ class Waiting:
         self.background = background
         self.asked = 0
 
-    def __call__(self, *, user_id: int, background: bool) -> bool:
+    def __call__(self, *, user_id: int, background: bool, service: int | None = None) -> bool:
         self.asked += 1
         return self.interactive or (background and self.background)
 
@@ -169,6 +169,25 @@ def test_sync_work_waiting_makes_only_background_jobs_yield():
 
     PlaylistJob.objects.create(user=listener("third"), genres=["pop"])
     assert waiting_work(user_id=me.pk, background=False)
+
+
+def test_only_scans_that_have_had_less_service_make_a_scan_yield():
+    me, other = listener("me"), listener("other")
+    yielded = Scan.objects.create(
+        user=other,
+        status=Scan.Status.RUNNING,
+        claimed_by=yield_claim("t1"),
+        heartbeat_at=timezone.now(),
+        requests_made=40,
+    )
+
+    assert not waiting_work(user_id=me.pk, background=False, service=25)
+    assert not waiting_work(user_id=me.pk, background=False, service=40)
+    assert waiting_work(user_id=me.pk, background=False, service=41)
+    Scan.objects.filter(pk=yielded.pk).update(status=Scan.Status.QUEUED, requests_made=0)
+    assert waiting_work(user_id=me.pk, background=False, service=1)  # a new scan
+    PlaylistJob.objects.create(user=listener("third"), genres=["pop"])
+    assert waiting_work(user_id=me.pk, background=False, service=0)  # no count: it counts
 
 
 # --- Yield tokens: a duplicate delivery does no harm ---------------------------------------------
