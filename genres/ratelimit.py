@@ -9,14 +9,17 @@ shares one budget: in Redis when ``REDIS_URL`` is set, else in this process
 at ``SPOTIFY_RATE_LIMIT`` and is then learned (below). Each window is widened by
 ``WINDOW_MARGIN_SECONDS``: we stamp a request when it leaves, Spotify when it arrives.
 
-**The burst cap (smoothing).** At most a tenth of the budget in any tenth of the window, so
-the long-run rate is the same but requests are spread out. ``SPOTIFY_RATE_SMOOTHING`` says
-when: ``always`` (the default), ``after-429`` (for ``SMOOTHING_SECONDS`` after any 429 and
-while the learned budget is below the configured one) or ``never``. Pacing from the start is
-the default because the real window is unknown: a burst of the whole configured budget
-meets a smaller real window with every request in flight at once, and each of them is
-answered 429 (several per worker) before the first 429 can stop the others; paced, the
-overstep costs a request or two, and the real window is found no later.
+**Pacing (smoothing).** By default requests are spaced evenly at up to ``PACE_FACTOR`` (3)
+times the budget's average rate: a window's budget is spent over at least a third of the
+window, never two requests at the same instant. ``SPOTIFY_RATE_SMOOTHING`` says when:
+``always`` (the default), ``after-429`` (for ``SMOOTHING_SECONDS`` after any 429 and while
+the learned budget is below the configured one) or ``never``. Pacing from the start is the
+default because the real window is unknown: a burst of the whole budget meets a smaller real
+window with every worker's requests in flight at once, and each of them is answered 429
+before the first 429 can stop the others; paced, an overstep costs a request or two. And a
+window spent in a third of its length leaves room for a listener who starts later. (An
+explicit ``burst`` keeps the older rule: at most ``burst`` requests in any
+``window * burst / budget`` seconds.)
 
 **Retry-After.** ``penalize(retry_after)`` after a 429 makes every worker hold off until then,
 so one worker's 429 does not become every worker's 429. It is always honoured.
@@ -26,16 +29,23 @@ so one worker's 429 does not become every worker's 429. It is always honoured.
   requests our window held when the rejected request left (Spotify admitted fewer than that,
   so a configured budget far above the real one is corrected in one step), but never below
   half the budget (a lone spurious 429 cannot collapse it) nor below 5 % of the configured
-  one. All the 429s of one congestion event count once: a 429 for a request that was let
+  one. A 429 after a calm window with our window full to the budget is a probe that
+  overstepped: the budget steps back to just under what the window held, not by 15 %.
+  All the 429s of one congestion event count once: a 429 for a request that was let
   through before the last decrease was sent at the old rate and changes nothing (every
   limiter remembers, per thread, when it let that thread's latest request through).
 * Increase, slow: each full window in which we used at least 90 % of the learned budget
   adds 1 % of the configured budget (at least one request), up to the configured budget.
   Idle windows earn nothing, so a quiet hour does not forget what was learned; a budget no
   429 or increase touched for a day is forgotten.
-Against a real window of R per 30 s the budget saw-tooths between about 0.85 R and R with one
-short 429 burst per cycle of several minutes; against a shorter real window the burst cap
-spreads the requests and the budget settles where the cap fits it.
+* A shorter real window (Development Mode's 15 per 10 s, say) is learned from the first 429's
+  Retry-After: until then everything we sent was admitted, so our oldest request in the
+  window is Spotify's oldest too, and it leaves Spotify's window at now + Retry-After. A
+  window so found below 80 % of ours becomes a second rolling window (what it held, less
+  one, per that many seconds), lowered by one at each later congestion event.
+Against a real window of R per 30 s the budget settles at about R, a probe oversteps by one
+request every few windows and steps back; against a shorter real window the second window
+holds the requests to its own size.
 The learned budget lives in Redis (``:learned``) so every worker, and any new one, uses it.
 ``rate()`` reports it as requests per second, ``configured_rate()`` the configured one.
 

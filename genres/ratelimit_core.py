@@ -11,8 +11,14 @@ from typing import Protocol
 WINDOW_SECONDS = 30.0
 # Absorbs the difference between our send time and Spotify's arrival time (jitter).
 WINDOW_MARGIN_SECONDS = 0.5
-# Default burst cap as a share of the window's budget (see genres.ratelimit).
+# An explicit burst cap's old default share of the budget (kept for callers that size one).
 BURST_FRACTION = 0.1
+# Smoothing by default spaces requests evenly at up to this many times the budget's average
+# rate: fast, but never two at the same instant (see genres.ratelimit).
+PACE_FACTOR = 3
+# A first 429 whose Retry-After shows Spotify's window ends before this share of ours means a
+# shorter real window (e.g. 15 per 10 s), learned as a second window.
+SHORT_WINDOW_FRACTION = 0.8
 SMOOTH_ALWAYS = "always"
 SMOOTH_AFTER_429 = "after-429"
 SMOOTH_NEVER = "never"
@@ -151,16 +157,30 @@ def decreased_budget(
     return max(min_budget(limit), learned * DECREASE_FLOOR, target)
 
 
+def short_window(
+    now: float, retry_after: float, oldest: float | None, window: float
+) -> float | None:
+    """Spotify's window, when the first 429 shows it is shorter than ours, else None.
+
+    Until that 429 everything we sent was admitted, so the oldest request in our window
+    (sent at ``oldest``) is the oldest in Spotify's, and the Retry-After says when it leaves
+    Spotify's window.
+    """
+    if oldest is None or retry_after <= 0:
+        return None
+    estimate = now + retry_after - oldest
+    return estimate if estimate < window * SHORT_WINDOW_FRACTION else None
+
+
 def window_limits(
     learned: float, limit: int, burst: int | None, window: float
 ) -> tuple[int, int, float]:
     """(requests per window, burst, burst window) for a learned budget."""
     allowed = max(1, math.floor(learned + 1e-9))
     if burst is None:
-        cap = default_burst(allowed)
-    else:
-        # An explicit burst scales down with the budget, keeping the same share of it.
-        cap = max(1, math.floor(burst * allowed / limit)) if burst else 0
+        return allowed, 1, window / (allowed * PACE_FACTOR)
+    # An explicit burst scales down with the budget, keeping the same share of it.
+    cap = max(1, math.floor(burst * allowed / limit)) if burst else 0
     if cap >= allowed:
         cap = 0
     return allowed, cap, (window * cap / allowed if cap else 0.0)

@@ -38,6 +38,7 @@ from genres.ratelimit_core import (
     default_burst,
     increase_step,
     min_budget,
+    short_window,
     window_limits,
 )
 
@@ -80,6 +81,7 @@ class LocalRateLimiter:
         self.smooth = smooth
         self.adaptive = adaptive and limit > 0
         self.window = window + margin
+        self.margin = margin
         self.burst_option = burst
         self._clock = clock
         self._sleep = sleep
@@ -90,6 +92,9 @@ class LocalRateLimiter:
         self._hold_until = 0.0
         self._smooth_until = 0.0
         self.learned = float(limit)
+        # A real window shorter than ours, learned from a first 429 (0 = none).
+        self.short_limit = 0
+        self.short_window = 0.0
         self._changed_at = clock()
         self._decreased_at = -math.inf
         # Requests waiting for a slot, per priority: ticket -> (party, when it asks again).
@@ -154,6 +159,7 @@ class LocalRateLimiter:
             return
         if now - self._changed_at > LEARNED_MEMORY_SECONDS:
             self.learned, self._changed_at = float(self.limit), now
+            self.short_limit, self.short_window = 0, 0.0
         elif now - self._changed_at >= self.window:
             allowed = self._limits()[0]
             if self._count_since(now - self.window) >= BUSY_FRACTION * allowed:
@@ -171,6 +177,8 @@ class LocalRateLimiter:
             wait = self._sent[-allowed] + self.window - now
         if burst and len(self._sent) >= burst and self._smoothing(now):
             wait = max(wait, self._sent[-burst] + burst_window - now)
+        if self.short_limit and len(self._sent) >= self.short_limit:
+            wait = max(wait, self._sent[-self.short_limit] + self.short_window - now)
         return wait
 
     # Turns -----------------------------------------------------------------------------------
@@ -296,6 +304,20 @@ class LocalRateLimiter:
             self._leave(name, priority, ticket)
             raise
 
+    def _learn_short_window(
+        self, now: float, retry_after: float, sent_at: float, first: int, last: int
+    ) -> None:
+        if self.short_limit:
+            # Still too many for the short window: one fewer, or what it held if less.
+            held = last - bisect.bisect_right(self._sent, sent_at - self.short_window)
+            self.short_limit = max(1, min(self.short_limit - 1, held - 1))
+        elif self.learned >= self.limit and first < last:
+            estimate = short_window(now, retry_after, self._sent[first], self.window)
+            if estimate is not None:
+                held = last - bisect.bisect_right(self._sent, sent_at - estimate)
+                self.short_limit = max(1, held - 1)
+                self.short_window = estimate + self.margin
+
     def record_send(self) -> None:
         """Count a request let through elsewhere (the Redis limiter keeps its fallback warm)."""
         with self._lock:
@@ -328,7 +350,10 @@ class LocalRateLimiter:
             # 429s belong to the congestion event already answered.
             if sent_at <= self._decreased_at:
                 return
-            in_window = self._count_since(sent_at - self.window) - self._count_since(sent_at)
+            first = bisect.bisect_right(self._sent, sent_at - self.window)
+            last = bisect.bisect_right(self._sent, sent_at)
+            in_window = last - first
+            self._learn_short_window(now, retry_after, sent_at, first, last)
             self.learned = decreased_budget(
                 self.learned,
                 self.limit,

@@ -23,15 +23,16 @@ from collections.abc import Callable
 from genres.ratelimit_core import (
     ANONYMOUS_PARTY_PREFIX,
     BACKGROUND_EVERY,
-    BURST_FRACTION,
     BUSY_FRACTION,
     DECREASE_FACTOR,
     DECREASE_FLOOR,
     DEFAULT_ACQUIRE_TIMEOUT,
     GENTLE_AFTER_WINDOWS,
     LEARNED_MEMORY_SECONDS,
+    PACE_FACTOR,
     PRIORITY_INTERACTIVE,
     SERVED_MEMORY_SECONDS,
+    SHORT_WINDOW_FRACTION,
     SMOOTH_AFTER_429,
     SMOOTHING_SECONDS,
     TURN_WAIT_SECONDS,
@@ -68,13 +69,14 @@ local function us(x) return string.format('%.0f', x) end
 local function allowed_of(l) return math.max(1, math.floor(l + 1e-9)) end
 
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', us(now - 2 * window))
-local learned, changed = limit, now
+local learned, changed, short_limit, short_window = limit, now, 0, 0
 if adaptive then
-  local state = redis.call('HMGET', KEYS[4], 'budget', 'changed')
+  local state = redis.call('HMGET', KEYS[4], 'budget', 'changed', 'short_limit', 'short_window')
   if state[1] then learned, changed = tonumber(state[1]), tonumber(state[2]) end
+  if state[3] then short_limit, short_window = tonumber(state[3]), tonumber(state[4]) end
   if learned < limit then
     if now - changed > tonumber(ARGV[12]) then
-      learned = limit
+      learned, short_limit = limit, 0
       redis.call('DEL', KEYS[4])
     elseif now - changed >= window then
       local used = redis.call('ZCOUNT', KEYS[1], '(' .. us(now - window), '+inf')
@@ -93,10 +95,14 @@ local function slot_wait()
   if limit <= 0 then return 0 end
   local allowed = allowed_of(learned)
   local option = tonumber(ARGV[3])
-  local cap = 0
-  if option < 0 then cap = math.max(1, math.ceil(allowed * tonumber(ARGV[4])))
-  elseif option > 0 then cap = math.max(1, math.floor(option * allowed / limit)) end
-  if cap >= allowed then cap = 0 end
+  local cap, cap_window = 0, 0
+  if option < 0 then
+    cap, cap_window = 1, window / (allowed * tonumber(ARGV[4]))
+  elseif option > 0 then
+    cap = math.max(1, math.floor(option * allowed / limit))
+    if cap >= allowed then cap = 0 end
+    cap_window = window * cap / allowed
+  end
   local count = redis.call('ZCARD', KEYS[1])
   local wait = 0
   if count >= allowed then
@@ -109,7 +115,13 @@ local function slot_wait()
   end
   if smooth and cap > 0 and count >= cap then
     local first = redis.call('ZRANGE', KEYS[1], count - cap, count - cap, 'WITHSCORES')
-    local w = tonumber(first[2]) + window * cap / allowed - now
+    local w = tonumber(first[2]) + cap_window - now
+    if w > wait then wait = w end
+  end
+  if short_limit > 0 and count >= short_limit then
+    local first = redis.call('ZRANGE', KEYS[1], count - short_limit, count - short_limit,
+                             'WITHSCORES')
+    local w = tonumber(first[2]) + short_window - now
     if w > wait then wait = w end
   end
   return wait
@@ -206,7 +218,7 @@ end
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
 local limit = tonumber(ARGV[4])
 if ARGV[6] ~= '1' or limit <= 0 then return tostring(limit) end
-local state = redis.call('HMGET', KEYS[3], 'budget', 'decreased')
+local state = redis.call('HMGET', KEYS[3], 'budget', 'decreased', 'short_limit', 'short_window')
 local learned = tonumber(state[1] or limit)
 local decreased = tonumber(state[2] or '-1e18')
 local sent = tonumber(ARGV[3])
@@ -215,7 +227,26 @@ if sent <= 0 then sent = now end
 if sent <= decreased then return tostring(learned) end
 local window = tonumber(ARGV[5])
 local factor = tonumber(ARGV[7])
-local ceiling = math.max(0, redis.call('ZCOUNT', KEYS[4], '(' .. us(sent - window), us(sent)) - 1)
+local held = redis.call('ZCOUNT', KEYS[4], '(' .. us(sent - window), us(sent))
+local ceiling = math.max(0, held - 1)
+-- A real window shorter than ours: learned from the first 429 (everything before it was
+-- admitted, so our oldest request is Spotify's, and it leaves Spotify's window at
+-- now + Retry-After), then one fewer for each later event.
+if state[3] then
+  local short_window = tonumber(state[4])
+  local in_short = redis.call('ZCOUNT', KEYS[4], '(' .. us(sent - short_window), us(sent))
+  local short_limit = math.max(1, math.min(tonumber(state[3]) - 1, in_short - 1))
+  redis.call('HSET', KEYS[3], 'short_limit', tostring(short_limit))
+elseif learned >= limit and held > 0 and tonumber(ARGV[1]) > 0 then
+  local oldest = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. us(sent - window), us(sent),
+                            'WITHSCORES', 'LIMIT', 0, 1)
+  local estimate = now + tonumber(ARGV[1]) - tonumber(oldest[2])
+  if estimate < window * tonumber(ARGV[13]) then
+    local in_short = redis.call('ZCOUNT', KEYS[4], '(' .. us(sent - estimate), us(sent))
+    redis.call('HSET', KEYS[3], 'short_limit', tostring(math.max(1, in_short - 1)),
+               'short_window', us(estimate + tonumber(ARGV[14])))
+  end
+end
 local target
 if now - decreased >= tonumber(ARGV[11]) * window and ceiling >= learned * factor then
   target = math.min(learned, ceiling) - tonumber(ARGV[12])
@@ -337,7 +368,7 @@ class RedisRateLimiter:
                 self.limit,
                 self._window_us,
                 self._burst_option,
-                BURST_FRACTION,
+                PACE_FACTOR,
                 uuid.uuid4().hex,
                 self.smooth,
                 party,
@@ -418,6 +449,8 @@ class RedisRateLimiter:
                     int(LEARNED_MEMORY_SECONDS * 1000),
                     GENTLE_AFTER_WINDOWS,
                     increase_step(self.limit),
+                    SHORT_WINDOW_FRACTION,
+                    int(self.fallback.margin * US),
                 ],
             )
         except self._redis_errors as error:

@@ -14,6 +14,7 @@ from django.conf import settings
 
 from genres import ratelimit
 from genres.ratelimit import (
+    SMOOTH_AFTER_429,
     SMOOTH_ALWAYS,
     SMOOTHING_SECONDS,
     LocalRateLimiter,
@@ -98,30 +99,34 @@ def test_the_burst_cap_spreads_a_cold_start_without_lowering_the_long_run_rate()
         assert times[i + 30] - times[i] >= 30.0 - 1e-6
 
 
-def test_by_default_bursts_are_capped_only_after_spotify_answered_429() -> None:
+def test_after_a_429_requests_are_paced_at_three_times_the_average_rate() -> None:
     clock = FakeClock()
-    # A fixed budget: here only the cap is under test (the learned budget has its own tests).
-    limiter = LocalRateLimiter(30, 30.0, margin=0.0, adaptive=False, clock=clock, sleep=clock.sleep)
+    # A fixed budget: here only the pacing is under test (the learned budget has its own).
+    limiter = LocalRateLimiter(
+        30, 30.0, margin=0.0, adaptive=False, smooth=SMOOTH_AFTER_429, clock=clock,
+        sleep=clock.sleep,
+    )  # fmt: skip
     for _ in range(30):
         limiter.acquire()
-    assert clock.sleeps == []  # the whole documented budget at once
+    assert clock.sleeps == []  # no 429 yet: the whole budget at once
     limiter.penalize(1.0)
     clock.now += 30.0
     start = clock.now
     for _ in range(6):
         limiter.acquire()
-    # Now three at once (a tenth of 30), then three more after 3 s.
-    assert clock.now - start == pytest.approx(3.0, abs=0.01)
+    # Now one every third of a second (30 per 30 s, three times as fast as the average).
+    assert clock.now - start == pytest.approx(5 / 3, abs=0.03)  # plus wake-up jitter
     clock.now += SMOOTHING_SECONDS + 30.0
     start = clock.now
     for _ in range(30):
         limiter.acquire()
-    assert clock.now == start  # the cap lapsed with time
+    assert clock.now == start  # the pacing lapsed with time
 
 
-def test_the_default_burst_is_a_tenth_of_the_budget() -> None:
-    assert LocalRateLimiter(150).burst == 15
-    assert LocalRateLimiter(5).burst == 1
+def test_the_default_pacing_spaces_requests_a_third_of_the_average_interval() -> None:
+    limiter = LocalRateLimiter(150, 30.0, margin=0.0)
+    assert limiter.burst == 1
+    assert limiter.burst_window == pytest.approx(30.0 / 450)
     assert LocalRateLimiter(0).burst == 0
 
 
