@@ -99,7 +99,9 @@ PIPELINE: list[StageDefinition] = [
                 "{python} -m ruff check .",
                 "{python} manage.py makemigrations --check --dry-run",
                 "{python} -m pytest -q -x -m 'not integration and not browser'",
-            ]
+            ],
+            # A pass for the same files, commands and packages is reused (deployments.gate).
+            "reuse_passed": True,
         },
     ),
     StageDefinition(

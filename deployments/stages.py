@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from deployments.adapters import Infrastructure
 from deployments.analysis import Thresholds, analysis_watch
+from deployments.gate import gate_key, gate_passed_before
 from deployments.models import (
     Deployment,
     Environment,
@@ -114,6 +115,20 @@ def _commands(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure)
     commands = [c.replace("{python}", sys.executable) for c in params.get("commands", [])]
     if not commands:
         return StageResult(True, "no commands configured")
+    key = None
+    run.refresh_from_db(fields=["context"])
+    if params.get("reuse_passed") and params.get("cwd", "release") == "release":
+        key = gate_key(git_sha=run.release.git_sha, commands=commands)
+    if key is not None:
+        earlier = gate_passed_before(stage_key=stage.key, key=key, run=run)
+        if earlier is not None:
+            run_context_update(run, gates={**run.context.get("gates", {}), stage.key: key})
+            return StageResult(
+                True,
+                f"{len(commands)} command(s) passed in run #{earlier.pk} for the same files, "
+                "commands and packages; not run again",
+                f"reused the verdict of run #{earlier.pk} (gate key {key[:16]})",
+            )
     if params.get("cwd", "release") == "project":
         cwd = Path(settings.BASE_DIR)
     else:
@@ -126,6 +141,8 @@ def _commands(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure)
             return StageResult(
                 False, f"`{command}` exited with {result.returncode}", "\n".join(logs)
             )
+    if key is not None:
+        run_context_update(run, gates={**run.context.get("gates", {}), stage.key: key})
     return StageResult(True, f"{len(commands)} command(s) passed", "\n".join(logs))
 
 
