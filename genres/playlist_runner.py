@@ -21,9 +21,10 @@ been applied, so these are what "never twice" rests on):
 
 A job runs in slices (genres.jobs): between genres, when its slice is used up and other work
 waits for a worker, it yields its worker and is queued again; a genre is never cut in two. A
-wait for the shared Spotify budget longer than the client's short ``limiter_timeout`` yields
-the same way, for the limiter's ``wait``, and the genre in progress goes on in the next slice
-(it reads what the playlist holds first, so nothing is added twice).
+wait for the shared Spotify budget longer than the client's short ``limiter_timeout``, or a
+short rate-limit wait Spotify asks for, yields the same way, for that wait, and the genre in
+progress goes on in the next slice (it reads what the playlist holds first, so nothing is
+added twice).
 
 A quota or long rate-limit pause from Spotify stops the job: the genre in progress and the ones
 not reached are ``failed`` with the time to retry (``error.retryAt`` on the job). Re-sending the
@@ -83,8 +84,8 @@ DELETED_AFTER = timedelta(minutes=10)
 
 # The limiter's reason on SpotifyRateLimited when the shared budget had no slot in time.
 LIMITER_TIMEOUT_REASON = "LIMITER_TIMEOUT"
-# A wait for the shared budget up to this long yields the worker; a longer one stops the job
-# like Spotify's own rate limit does.
+# A wait for the shared budget, or for Spotify's rate limit, up to this long yields the
+# worker; a longer one (or a quota) stops the job and says when to retry.
 BUDGET_YIELD_MAX = 120.0
 
 
@@ -239,10 +240,15 @@ class _GenreFailed(Exception):
 
 
 def _budget_wait(error: spotify.SpotifyRateLimited) -> float | None:
-    """Seconds to wait for the shared budget, when the limiter (not Spotify) said no."""
-    if getattr(error, "reason", None) != LIMITER_TIMEOUT_REASON:
-        return None
-    return max(0.0, float(error.retry_after or 0.0))
+    """Seconds to wait before the job can go on, when that is short enough to yield for: the
+    shared budget had no slot in time, or Spotify's rate limit (not a quota) asked for a wait
+    too long to sit through in a worker. None: stop the job (a quota, a long wait)."""
+    wait = max(0.0, float(error.retry_after or 0.0))
+    if getattr(error, "reason", None) == LIMITER_TIMEOUT_REASON:
+        return wait
+    if not getattr(error, "quota", False) and wait <= BUDGET_YIELD_MAX:
+        return wait
+    return None
 
 
 def _normalised(name: str) -> str:

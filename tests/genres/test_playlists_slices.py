@@ -111,3 +111,30 @@ def test_a_wait_for_the_budget_yields_the_job_and_the_genre_goes_on_without_dupl
     (pop,) = fake.named("swedish pop (from Likes)")
     assert sorted(pop["items"]) == sorted(LIBRARY["swedish pop"])
     assert by_genre(job)["swedish pop"]["tracksAdded"] == len(LIBRARY["swedish pop"])
+
+
+def test_a_short_rate_limit_wait_yields_the_job_and_a_quota_still_stops_it(sent):
+    user = make_listener()
+    make_result(user, LIBRARY)
+    fake = FakeSpotify()
+
+    def rate_limited() -> None:
+        raise spotify.SpotifyRateLimited("Too Many Requests", retry_after=30, quota=False)
+
+    fake.script["create_playlist"] = [None, rate_limited]
+    job = playlist_job_start(user=user, genres=GENRES)
+
+    assert playlist_job_run(job_id=job.pk, client_factory=lambda _u: fake) == RUN_YIELDED
+    assert sent[-1]["countdown"] == pytest.approx(30 + playlists.DUE_MARGIN_SECONDS)
+    PlaylistJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
+    fake.script["create_playlist"] = ["quota"]
+    token = sent[-1]["token"]
+
+    assert playlist_job_run(job_id=job.pk, client_factory=lambda _u: fake, token=token) == (
+        RUN_FINISHED
+    )
+    job.refresh_from_db()
+    assert job.status == PlaylistJob.Status.PARTIAL
+    assert job.error["error"] == "Paused by Spotify's quota"
+    assert by_genre(job)["swedish pop"]["status"] == "created"
+    assert len(fake.made()) == 1  # nothing created twice
