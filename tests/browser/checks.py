@@ -8,6 +8,7 @@ names the rule, the element and, for contrast, the colours: what the page's owne
 
 from __future__ import annotations
 
+import gettext as gnu_gettext
 import re
 from itertools import pairwise
 from pathlib import Path
@@ -161,3 +162,12 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS_DIR / f"{name}.png"
     page.screenshot(path=str(path), full_page=True, animations="disabled")
     return path
+
+
+def js_text(language: str, message: str, plural: str | None = None, n: int = 1) -> str:
+    """A message of the page script's catalog (djangojs) in `language`, as its gettext or
+    ngettext gives it (the English message when it is not translated)."""
+    catalog = gnu_gettext.translation(
+        "djangojs", localedir=REPO_ROOT / "locale", languages=[language], fallback=True
+    )
+    return catalog.ngettext(message, plural, n) if plural else catalog.gettext(message)

@@ -118,11 +118,14 @@ class ListenerBrowser:
         self.base_url = base_url
         self.opened: list[tuple[Any, ConsoleWatch]] = []
 
-    def context(self, *, language: str = "en", size: str = "desktop", user: Any = None) -> Any:
+    def context(
+        self, *, language: str = "en", size: str = "desktop", user: Any = None, **options: Any
+    ) -> Any:
+        """A browser context asking for `language`, at `size`; options go to new_context."""
         from tests.browser.checks import LOCALES, SIZES
 
         context = self.browser.new_context(
-            locale=LOCALES[language], viewport=SIZES[size], accept_downloads=True
+            locale=LOCALES[language], viewport=SIZES[size], accept_downloads=True, **options
         )
         context.set_default_timeout(EXPECT_TIMEOUT_MS)
         if user is not None:

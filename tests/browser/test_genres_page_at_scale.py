@@ -7,7 +7,6 @@ keyboard to the playlist name.
 
 from __future__ import annotations
 
-import gettext as gnu_gettext
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +16,7 @@ from django.utils.formats import date_format, number_format
 from playwright.sync_api import expect
 
 from genres.models import GenrePlaylist, PlaylistJob
-from tests.browser.checks import REPO_ROOT
+from tests.browser.checks import js_text
 from tests.genres.test_pages import make_listener, make_result
 
 pytestmark = pytest.mark.browser
@@ -29,15 +28,6 @@ MANY_GENRES = [
     (f"{place} {FAMILY_WORDS[index % len(FAMILY_WORDS)]}", 400 - index)
     for index, place in enumerate(f"region{number:03d}" for number in range(300))
 ]
-
-
-def js_text(language: str, message: str, plural: str | None = None, n: int = 1) -> str:
-    """A message of the page script's catalog (djangojs) in `language`, as its gettext or
-    ngettext gives it (the English message when it is not translated)."""
-    catalog = gnu_gettext.translation(
-        "djangojs", localedir=REPO_ROOT / "locale", languages=[language], fallback=True
-    )
-    return catalog.ngettext(message, plural, n) if plural else catalog.gettext(message)
 
 
 def in_viewport(page: Any, selector: str) -> bool:
