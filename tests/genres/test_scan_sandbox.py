@@ -4,7 +4,7 @@ incremental, and the shared artist cache saves a second listener's requests."""
 from __future__ import annotations
 
 import json
-import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -53,6 +53,20 @@ def assert_matches_truth(payload: dict[str, Any], truth: dict[str, Any]) -> None
 
 def route_count(stats: dict[str, Any], route: str) -> int:
     return stats["by_route"].get(route, 0)
+
+
+def most_in_flight(log: list[dict[str, Any]]) -> int:
+    """The most requests the sandbox was answering at once (its log stamps each request's end
+    and duration)."""
+    events: list[tuple[float, int]] = []
+    for entry in log:
+        end = datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
+        events += [(end - entry["duration_ms"] / 1000, 1), (end, -1)]
+    most = current = 0
+    for _, change in sorted(events):
+        current += change
+        most = max(most, current)
+    return most
 
 
 def test_a_scan_of_the_listener_matches_the_sandbox_truth_exactly(
@@ -279,9 +293,7 @@ def test_an_extended_quota_scan_sends_full_batches_and_overlaps_its_requests(
     sandbox.reset_stats()
     sandbox.set_faults(latency_ms=50)
 
-    started = time.monotonic()
     scan = scan_to_end(client)
-    elapsed = time.monotonic() - started
 
     assert scan["status"] == "succeeded"
     stats = sandbox.stats()
@@ -292,8 +304,9 @@ def test_an_extended_quota_scan_sends_full_batches_and_overlaps_its_requests(
     assert route_count(stats, "GET /v1/artists/{id}") == 0
     assert route_count(stats, "GET /v1/me/tracks") == 20
     assert stats["total"] == 1 + 20 + batches + 4
-    # One request at a time, the latency alone would take longer than the whole scan.
-    assert elapsed < stats["total"] * 0.05
+    # Requests overlapped (read from the sandbox's log, not from a wall clock the loaded
+    # machine stretches): one at a time, none would be in flight beside another.
+    assert most_in_flight(sandbox.requests(limit=2000)) >= 4
     assert_matches_truth(client.get("/api/genres").json(), truth)
     # The lookups ran beside the reads: artists were stored while pages were still read.
     reading = [p for p in progress if p[0] == "fetching_tracks"]
