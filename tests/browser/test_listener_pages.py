@@ -1,11 +1,9 @@
-"""The listener pages in a real browser: filtering, grouping, selecting, creating playlists,
-live progress and the exports, all under the strict CSP and without reloading the page."""
+"""The listener pages in a real browser: filtering, grouping, selecting, creating playlists
+and live progress, all under the strict CSP and without reloading the page (the exports are
+in test_exports_in_the_browser.py)."""
 
 from __future__ import annotations
 
-import csv
-import json
-from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +11,6 @@ import pytest
 from playwright.sync_api import expect
 
 from genres.models import PlaylistJob, Scan
-from genres.pages import CSV_UNCLASSIFIED
 from tests.genres.test_pages import make_result, make_scan
 
 pytestmark = pytest.mark.browser
@@ -264,39 +261,3 @@ def test_try_again_starts_a_new_scan_and_follows_it(
     expect(page.locator("main a[href='/genres']:visible")).to_have_count(1)
     expect(page.locator("#library-card")).to_contain_text("just now")
     expect(unscanned).to_be_hidden()
-
-
-def test_the_genres_page_downloads_its_result_as_csv_and_json(
-    live_server: Any, listener_page: Any
-) -> None:
-    page, user, console = listener_page
-    formula = '=HYPERLINK("http://evil")'
-    make_result(user, [*GENRES, (formula, 1)], unclassified=5)
-    page.goto(f"{live_server.url}/genres")
-    expect(page.locator("body[data-ready=true]")).to_have_count(1)
-
-    with page.expect_download() as csv_download:
-        page.get_by_role("link", name="CSV", exact=True).click()
-    download = csv_download.value
-    assert download.suggested_filename.startswith("swedify-genres-")
-    assert download.suggested_filename.endswith(".csv")
-    with open(download.path(), encoding="utf-8-sig", newline="") as file:
-        rows = list(csv.reader(file))
-    assert rows[0] == ["genre", "count", "track_id"]
-    expected = {name: count for name, count in GENRES} | {"'" + formula: 1, CSV_UNCLASSIFIED: 5}
-    # One row per track, each with its genre's count; the formula is quoted, not live.
-    assert Counter(genre for genre, _, _ in rows[1:]) == expected
-    assert {genre: int(count) for genre, count, _ in rows[1:]} == expected
-    assert len({(genre, track) for genre, _, track in rows[1:]}) == len(rows) - 1
-
-    with page.expect_download() as json_download:
-        page.get_by_role("link", name="JSON", exact=True).click()
-    download = json_download.value
-    assert download.suggested_filename.endswith(".json")
-    with open(download.path(), encoding="utf-8") as file:
-        exported = json.load(file)
-    api = page.request.get(f"{live_server.url}/api/genres").json()
-    assert exported == api
-    assert {genre["name"] for genre in exported["genres"]} == {*dict(GENRES), formula}
-    assert page.url == f"{live_server.url}/genres"  # downloads, not navigations
-    assert console.csp_violations == []
