@@ -362,8 +362,8 @@
       var progress = $(".js-scan-progress", element);
       progress.max = 100;
       progress.value = percent;
-      progress.setAttribute("aria-valuetext", interpolate(gettext("%(percent)s%"), { percent: percent }));
-      setText($(".js-scan-percent", element), interpolate(gettext("%(percent)s%"), { percent: percent }));
+      progress.setAttribute("aria-valuetext", interpolate(gettext("%(percent)s %"), { percent: percent }));
+      setText($(".js-scan-percent", element), interpolate(gettext("%(percent)s %"), { percent: percent }));
       show(bar, true);
     } else {
       show(bar, false);
