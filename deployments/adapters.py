@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -217,6 +218,20 @@ class Infrastructure:
         if not isinstance(body, dict):
             body = {}
         return ProbeResult(url, response.status_code, body, latency)
+
+    def gate_python(self, *, source_dir: Path) -> str:
+        """The interpreter gate commands run ``source_dir`` with: this one when the release
+        pins the same requirements as this checkout, else a virtualenv built from its
+        ``requirements-dev.txt`` (kept per requirements: the next release with the same pins
+        installs nothing)."""
+        from deployments.gate import gate_requirements_differ
+
+        if not gate_requirements_differ(source_dir=source_dir):
+            return sys.executable
+        from deployments.agent import venv_ensure, venv_python
+
+        venv, _ = venv_ensure(source_dir=source_dir, requirements="requirements-dev.txt")
+        return str(venv_python(venv))
 
     def run_command(self, command: str, *, cwd: Path, timeout: float) -> CommandResult:
         """Runs a gate command (lint, the release's tests, an audit) in ``gate_environment``:

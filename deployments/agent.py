@@ -204,14 +204,19 @@ def _seed_paths() -> list[str]:
     return [path for path in site.getsitepackages() if Path(path).is_dir()]
 
 
-def venv_key(*, source_dir: Path, seed: bool) -> str:
+def venv_key(*, source_dir: Path, seed: bool, requirements: str = "requirements.txt") -> str:
     """Releases whose requirements (and interpreter, and seeding) are the same share one
-    virtualenv, so a release that changes only code costs no install."""
-    requirements = Path(source_dir) / "requirements.txt"
+    virtualenv, so a release that changes only code costs no install. Another requirements
+    file (the quality gate's ``requirements-dev.txt``, which includes ``requirements.txt``)
+    is a virtualenv of its own."""
     digest = hashlib.sha256()
     digest.update(f"{sys.version}\n{sys.platform}\n".encode())
     digest.update(f"seed={_seed_paths() if seed else []}\n".encode())
-    digest.update(requirements.read_bytes() if requirements.is_file() else b"")
+    for name in dict.fromkeys(["requirements.txt", requirements]):
+        path = Path(source_dir) / name
+        if name != "requirements.txt":
+            digest.update(f"\nfile {name}\n".encode())
+        digest.update(path.read_bytes() if path.is_file() else b"")
     return digest.hexdigest()[:24]
 
 
@@ -244,14 +249,16 @@ def venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
-def venv_ensure(*, source_dir: Path, seed: bool | None = None) -> tuple[Path, bool]:
+def venv_ensure(
+    *, source_dir: Path, seed: bool | None = None, requirements: str = "requirements.txt"
+) -> tuple[Path, bool]:
     """The virtualenv that runs ``source_dir``, built under ``SWEDIFY_DATA_DIR/venvs/`` with
     ``pip install -r requirements.txt`` unless one for the same requirements is ready.
     Returns (virtualenv, reused). Seeded (``SWEDIFY_AGENT_VENV_SEED``), it sees the agent's
     own packages behind its own, so pip installs only what those lack or pin differently. A
     build that failed or was interrupted leaves no ready virtualenv behind."""
     seed = settings.SWEDIFY_AGENT_VENV_SEED if seed is None else seed
-    key = venv_key(source_dir=source_dir, seed=seed)
+    key = venv_key(source_dir=source_dir, seed=seed, requirements=requirements)
     venv = _data_dir() / "venvs" / key
     ready = venv / VENV_MARKER
     if ready.is_file():
@@ -262,7 +269,9 @@ def venv_ensure(*, source_dir: Path, seed: bool | None = None) -> tuple[Path, bo
             return venv, True
         shutil.rmtree(venv, ignore_errors=True)
         try:
-            _venv_build(venv=venv, source_dir=Path(source_dir), seed=seed)
+            _venv_build(
+                venv=venv, source_dir=Path(source_dir), seed=seed, requirements=requirements
+            )
         except BaseException:
             shutil.rmtree(venv, ignore_errors=True)
             raise
@@ -270,7 +279,9 @@ def venv_ensure(*, source_dir: Path, seed: bool | None = None) -> tuple[Path, bo
     return venv, False
 
 
-def _venv_build(*, venv: Path, source_dir: Path, seed: bool) -> None:
+def _venv_build(
+    *, venv: Path, source_dir: Path, seed: bool, requirements: str = "requirements.txt"
+) -> None:
     # Built where it will be used: a virtualenv cannot be moved (its scripts name its path).
     create = [sys.executable, "-m", "venv"]
     create += ["--without-pip", str(venv)] if seed else [str(venv)]
@@ -286,10 +297,11 @@ def _venv_build(*, venv: Path, source_dir: Path, seed: bool) -> None:
         ).stdout.strip()
         # Appended after the virtualenv's own site-packages: what pip installs there wins.
         (Path(purelib) / SEED_PTH).write_text("\n".join(_seed_paths()) + "\n")
-    requirements = source_dir / "requirements.txt"
-    if requirements.is_file():
+    wanted = source_dir / requirements
+    if wanted.is_file():
         _run(
-            [str(python), "-m", "pip", "install", "--no-input", "-r", str(requirements)],
+            # pip finds a ``-r requirements.txt`` inside the file beside that file.
+            [str(python), "-m", "pip", "install", "--no-input", "-r", str(wanted)],
             timeout=PIP_INSTALL_TIMEOUT_SECONDS,
             what=f"installing the requirements of {source_dir.name}",
         )

@@ -112,13 +112,19 @@ def _routing_proxies(
 
 def _commands(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure) -> StageResult:
     params = stage.params
-    commands = [c.replace("{python}", sys.executable) for c in params.get("commands", [])]
-    if not commands:
+    if not params.get("commands"):
         return StageResult(True, "no commands configured")
+    in_release = params.get("cwd", "release") != "project"
+    if in_release:
+        cwd = infrastructure.release_source(git_sha=run.release.git_sha)
+        python = infrastructure.gate_python(source_dir=cwd)
+    else:
+        cwd, python = Path(settings.BASE_DIR), sys.executable
+    commands = [c.replace("{python}", python) for c in params["commands"]]
     key = None
     run.refresh_from_db(fields=["context"])
-    if params.get("reuse_passed") and params.get("cwd", "release") == "release":
-        key = gate_key(git_sha=run.release.git_sha, commands=commands)
+    if params.get("reuse_passed") and in_release:
+        key = gate_key(git_sha=run.release.git_sha, commands=commands, python=python)
     if key is not None:
         earlier = gate_passed_before(stage_key=stage.key, key=key, run=run)
         if earlier is not None:
@@ -129,10 +135,6 @@ def _commands(run: PipelineRun, stage: StageRun, infrastructure: Infrastructure)
                 "commands and packages; not run again",
                 f"reused the verdict of run #{earlier.pk} (gate key {key[:16]})",
             )
-    if params.get("cwd", "release") == "project":
-        cwd = Path(settings.BASE_DIR)
-    else:
-        cwd = infrastructure.release_source(git_sha=run.release.git_sha)
     logs = []
     for command in commands:
         result = infrastructure.run_command(command, cwd=cwd, timeout=stage.timeout_seconds)

@@ -3,6 +3,7 @@ the blue-green and high-availability integration tests)."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,9 @@ class FakeInfrastructure:
 
     def haproxy_missing(self) -> str:
         return ""
+
+    def gate_python(self, *, source_dir: Path) -> str:
+        return sys.executable
 
     def release_source(self, *, git_sha: str) -> Path:
         return Path("/nonexistent/releases") / git_sha

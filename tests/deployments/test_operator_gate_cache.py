@@ -86,7 +86,7 @@ def test_other_packages_or_commands_run_the_gate_again(
     sha = repository.commit("v1")
     deploy(sha)
 
-    monkeypatch.setattr(gate, "gate_packages", lambda: ["django==9.9"])
+    monkeypatch.setattr(gate, "gate_packages", lambda python="": ["django==9.9"])
     deploy(sha)
     assert quality_runs(infra) == 2
 
