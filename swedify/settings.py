@@ -439,7 +439,8 @@ SWEDIFY_PIPELINE_OVERRIDES: dict[str, dict] = _pipeline_overrides()
 # The rollback window: how long after a cutover the previous release's slots stay warm, so
 # that a rollback is a switch back in milliseconds (a later one starts that release again).
 # The pipeline's cleanup stops them only once this and the analysis window have both ended.
-SWEDIFY_ROLLBACK_WINDOW_SECONDS = env_int("SWEDIFY_ROLLBACK_WINDOW_SECONDS", 300)
+# 30 s by default: the analysis window (5 minutes) keeps them warm longer; raise it for more.
+SWEDIFY_ROLLBACK_WINDOW_SECONDS = env_int("SWEDIFY_ROLLBACK_WINDOW_SECONDS", 30)
 if SWEDIFY_ROLLBACK_WINDOW_SECONDS < 0:
     raise ImproperlyConfigured("SWEDIFY_ROLLBACK_WINDOW_SECONDS must be 0 or more seconds")
 # A slot answering "degraded" (e.g. Redis down) passes the deploy health gate.
