@@ -7,6 +7,7 @@ Job rows are history written by workers: the admin shows them and changes nothin
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,8 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from genres.call_stats import COUNTERS
+from genres import ratelimit
+from genres.call_stats import COUNTERS, limited_share
 from genres.models import (
     Artist,
     GenrePlaylist,
@@ -28,6 +30,8 @@ from genres.models import (
     SpotifyCallBucket,
 )
 from swedify.admin_helpers import ReadOnlyAdmin, badge
+
+logger = logging.getLogger(__name__)
 
 # The Spotify calls page looks this far back, and lists this many slowest endpoints.
 CALLS_WINDOW = timedelta(hours=1)
@@ -209,6 +213,27 @@ class GenrePlaylistAdmin(ReadOnlyAdmin):
         return format_html('<a href="{}" rel="noreferrer">{}</a>', obj.url, obj.playlist_id)
 
 
+def budget_context() -> dict[str, Any]:
+    """The shared budget: configured and learned, per window and per second."""
+    try:
+        state = ratelimit.budget_state()
+    except Exception:  # the page must show the statistics even if the limiter cannot answer
+        logger.warning("the Spotify budget could not be read", exc_info=True)
+        return {"budget": None}
+    return {
+        "budget": {
+            "configured": state.configured,
+            "learned": round(state.learned, 1),
+            "window": round(state.window, 1),
+            "configured_rate": round(state.configured_rate, 2) if state.configured else None,
+            "learned_rate": round(state.learned_rate, 2) if state.configured else None,
+            "shared": state.shared,
+            "short_limit": state.short_limit,
+            "short_window": round(state.short_window, 1),
+        }
+    }
+
+
 def spotify_calls_context(*, now: datetime | None = None) -> dict[str, Any]:
     """The numbers of the Spotify calls page, from the per-minute buckets of the last hour."""
     now = now or timezone.now()
@@ -227,7 +252,10 @@ def spotify_calls_context(*, now: datetime | None = None) -> dict[str, Any]:
         endpoints.append(row)
     endpoints.sort(key=lambda row: (-row["avg_ms"], -row["max_ms"], row["endpoint"]))
     paused = Scan.objects.filter(status=Scan.Status.PAUSED).select_related("user")
+    limited = limited_share(now=now, period=CALLS_WINDOW)
     return {
+        **budget_context(),
+        "limited_percent": round(100 * limited.share, 1),
         "window_minutes": int(CALLS_WINDOW.total_seconds() // 60),
         "totals": totals,
         "average_ms": round(totals["total_ms"] / totals["calls"]) if totals["calls"] else 0,

@@ -8,10 +8,10 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Value
+from django.db.models import F, Sum, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -121,3 +121,27 @@ class SpotifyCallRecorder:
             call_buckets_add(buckets=pending)
         except Exception:  # statistics must never fail a listener's job
             logger.exception("could not record Spotify call statistics")
+
+
+@dataclass(frozen=True)
+class LimitedShare:
+    """How many calls of a period Spotify answered 429 for the rolling window (quota 429s
+    are counted apart: they say nothing about the window)."""
+
+    calls: int
+    rate_limited: int
+
+    @property
+    def share(self) -> float:
+        return self.rate_limited / self.calls if self.calls else 0.0
+
+
+def limited_share(
+    *, now: datetime | None = None, period: timedelta = timedelta(hours=1)
+) -> LimitedShare:
+    """The 429 share of all workers' calls in the last ``period`` (whole minutes)."""
+    now = now or timezone.now()
+    totals = SpotifyCallBucket.objects.filter(minute__gte=now - period).aggregate(
+        calls=Sum("calls"), rate_limited=Sum("rate_limited")
+    )
+    return LimitedShare(calls=totals["calls"] or 0, rate_limited=totals["rate_limited"] or 0)

@@ -110,6 +110,9 @@ class BudgetState:
     learned: float
     window: float
     shared: bool  # kept in Redis for all workers (False: this process only)
+    # A real window shorter than ours, learned from a 429 (0 when none).
+    short_limit: int = 0
+    short_window: float = 0.0
 
     @property
     def configured_rate(self) -> float:

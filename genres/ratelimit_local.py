@@ -128,7 +128,14 @@ class LocalRateLimiter:
         return self.limit / self.window if self.limit else math.inf
 
     def state(self) -> BudgetState:
-        return BudgetState(self.limit, self.learned, self.window, shared=False)
+        return BudgetState(
+            self.limit,
+            self.learned,
+            self.window,
+            shared=False,
+            short_limit=self.short_limit,
+            short_window=self.short_window,
+        )
 
     def adopt(self, learned: float) -> None:
         """Take over a budget learned elsewhere (the Redis limiter keeps its fallback current)."""

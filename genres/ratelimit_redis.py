@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 
 from genres.ratelimit_core import (
     ANONYMOUS_PARTY_PREFIX,
@@ -358,8 +359,23 @@ class RedisRateLimiter:
         return self.fallback.configured_rate()
 
     def state(self) -> BudgetState:
-        learned = self._learned()
-        return BudgetState(self.limit, learned, self.window, shared=not self.using_fallback)
+        if not self.using_fallback and self.adaptive:
+            try:
+                budget, short_limit, short_window = self._client.hmget(
+                    self.keys[3], ["budget", "short_limit", "short_window"]
+                )
+            except self._redis_errors as error:
+                self._redis_failed(error)
+            else:
+                return BudgetState(
+                    self.limit,
+                    float(budget) if budget is not None else float(self.limit),
+                    self.window,
+                    shared=True,
+                    short_limit=int(short_limit or 0),
+                    short_window=int(short_window or 0) / US,
+                )
+        return replace(self.fallback.state(), shared=not self.using_fallback)
 
     def _try(self, party: str, priority: str, ticket: str) -> tuple[float, float]:
         wait_us, expected_us, now_us, learned = self._acquire_script(
