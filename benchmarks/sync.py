@@ -60,7 +60,7 @@ class SyncCase:
     # ``min_synced`` of them): on this 2-core machine a cycle of 1,000 takes minutes.
     interactive_after: float = 45.0
     cycle_limit: float = 120.0
-    min_synced: int = 50
+    min_synced: int = 20
     offset: int = 900_000
 
     def tiny(self) -> SyncCase:
