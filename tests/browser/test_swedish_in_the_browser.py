@@ -1,5 +1,5 @@
 """Swedish in a real browser: the language comes from Accept-Language, the header's switch
-changes it and is remembered (also without JavaScript), and numbers and dates, whether the
+changes it and is remembered, and numbers and dates, whether the
 server or the page script writes them, are Swedish (1 234 with a no-break space)."""
 
 from __future__ import annotations
@@ -34,13 +34,11 @@ def test_a_swedish_browser_gets_swedish_pages(listener_browser: Any) -> None:
     expect(page.locator("h1")).to_have_text(HERO)
 
 
-@pytest.mark.parametrize("javascript", [True, False], ids=["with-js", "without-js"])
-def test_the_header_switch_changes_the_language_and_remembers_it(
-    listener_browser: Any, javascript: bool
-) -> None:
+def test_the_header_switch_changes_the_language_and_remembers_it(listener_browser: Any) -> None:
+    """(With JavaScript off the switch works too: test_i18n_switch.py.)"""
     user = make_listener()
     make_result(user, [("swedish pop", 1234)])
-    context = listener_browser.context(language="sv", user=user, java_script_enabled=javascript)
+    context = listener_browser.context(language="sv", user=user)
     page = context.new_page()
     page.goto(f"{listener_browser.base_url}/genres")
     expect(page.locator("html")).to_have_attribute("lang", "sv")
