@@ -111,7 +111,8 @@ def listener_page(
 
 class ListenerBrowser:
     """Opens pages in fresh browser contexts of a given language and size, optionally signed
-    in as a listener; each context is closed, and its console checked, at the test's end."""
+    in as a listener. Every page of those contexts has its console watched; the contexts are
+    closed, and the consoles checked, at the test's end."""
 
     def __init__(self, browser: Any, base_url: str) -> None:
         self.browser = browser
@@ -119,15 +120,28 @@ class ListenerBrowser:
         self.opened: list[tuple[Any, ConsoleWatch]] = []
 
     def context(
-        self, *, language: str = "en", size: str = "desktop", user: Any = None, **options: Any
+        self,
+        *,
+        language: str = "en",
+        size: str = "desktop",
+        user: Any = None,
+        error_status: int | None = None,
+        **options: Any,
     ) -> Any:
-        """A browser context asking for `language`, at `size`; options go to new_context."""
+        """A browser context asking for `language`, at `size`; options go to new_context.
+        With error_status, the browser's own report of a page answering that status is
+        expected and not counted as a console error."""
         from tests.browser.checks import LOCALES, SIZES
 
         context = self.browser.new_context(
             locale=LOCALES[language], viewport=SIZES[size], accept_downloads=True, **options
         )
         context.set_default_timeout(EXPECT_TIMEOUT_MS)
+        console = ConsoleWatch()
+        if error_status is not None:
+            console.expected.append(f"the server responded with a status of {error_status}")
+        context.on("page", console.attach)
+        self.opened.append((context, console))
         if user is not None:
             context.add_cookies([session_cookie(user, self.base_url)])
         return context
@@ -141,19 +155,12 @@ class ListenerBrowser:
         user: Any = None,
         error_status: int | None = None,
     ) -> tuple[Any, ConsoleWatch]:
-        """A new page at base_url + path (or at path when it is a full URL). With
-        error_status, the browser's own report of the page answering that status is expected
-        and not counted as a console error."""
-        context = self.context(language=language, size=size, user=user)
+        """(page, its console): a new page at base_url + path (or at path when it is a full
+        URL), in a new context (see context())."""
+        context = self.context(language=language, size=size, user=user, error_status=error_status)
         page = context.new_page()
-        console = ConsoleWatch()
-        console.attach(page)
-        if error_status is not None:
-            console.expected.append(f"the server responded with a status of {error_status}")
-        self.opened.append((context, console))
-        url = path if path.startswith("http") else f"{self.base_url}{path}"
-        page.goto(url)
-        return page, console
+        page.goto(path if path.startswith("http") else f"{self.base_url}{path}")
+        return page, self.opened[-1][1]
 
     def close(self) -> list[str]:
         errors = [error for _, console in self.opened for error in console.unexpected]
