@@ -228,6 +228,10 @@ class LocalRateLimiter:
             ahead += len(self._parties(PRIORITY_INTERACTIVE))
         return ahead
 
+    def _spacing(self, now: float) -> float:
+        _, burst, burst_window = self._limits()
+        return burst_window if burst == 1 and self._smoothing(now) else 0.0
+
     def _interval(self) -> float:
         allowed = self._limits()[0]
         return self.window / allowed if allowed else 0.0
@@ -260,8 +264,9 @@ class LocalRateLimiter:
                 if turn == (party, priority):
                     self._grant(now, party, priority, ticket)
                     return 0.0, 0.0
-                # Someone else's turn: they are awake and take this slot; ask again shortly.
-                wait = TURN_WAIT_SECONDS
+                # Someone else's turn: they are awake and take this slot; ask again for the
+                # next one (paced, it comes a spacing later: no need to poll faster).
+                wait = max(TURN_WAIT_SECONDS, self._spacing(now))
             self._waiting[priority][ticket] = (party, now + wait)
             ahead = self._ahead(party, priority, now)
             return wait, max(wait, self._slot_wait(now)) + ahead * self._interval()

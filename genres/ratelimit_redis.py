@@ -90,29 +90,30 @@ if adaptive then
   end
 end
 
+local allowed = allowed_of(learned)
+local option = tonumber(ARGV[3])
+local cap, cap_window = 0, 0
+if limit > 0 and option < 0 then
+  cap, cap_window = 1, window / (allowed * tonumber(ARGV[4]))
+elseif limit > 0 and option > 0 then
+  cap = math.max(1, math.floor(option * allowed / limit))
+  if cap >= allowed then cap = 0 end
+  cap_window = window * cap / allowed
+end
+local smooth = ARGV[6] == 'always'
+if ARGV[6] == 'after-429' then
+  smooth = learned < limit or redis.call('EXISTS', KEYS[3]) == 1
+end
+
 local function slot_wait()
   local hold = tonumber(redis.call('GET', KEYS[2]) or '0')
   if hold > now then return hold - now end
   if limit <= 0 then return 0 end
-  local allowed = allowed_of(learned)
-  local option = tonumber(ARGV[3])
-  local cap, cap_window = 0, 0
-  if option < 0 then
-    cap, cap_window = 1, window / (allowed * tonumber(ARGV[4]))
-  elseif option > 0 then
-    cap = math.max(1, math.floor(option * allowed / limit))
-    if cap >= allowed then cap = 0 end
-    cap_window = window * cap / allowed
-  end
   local count = redis.call('ZCARD', KEYS[1])
   local wait = 0
   if count >= allowed then
     local oldest = redis.call('ZRANGE', KEYS[1], count - allowed, count - allowed, 'WITHSCORES')
     wait = tonumber(oldest[2]) + window - now
-  end
-  local smooth = ARGV[6] == 'always'
-  if ARGV[6] == 'after-429' then
-    smooth = learned < limit or redis.call('EXISTS', KEYS[3]) == 1
   end
   if smooth and cap > 0 and count >= cap then
     local first = redis.call('ZRANGE', KEYS[1], count - cap, count - cap, 'WITHSCORES')
@@ -190,7 +191,9 @@ if wait <= 0 then
     redis.call('PEXPIRE', KEYS[7], memory_ms)
     return {0, 0, us(now), tostring(learned)}
   end
+  -- Someone else's turn: ask again for the next slot (paced, a spacing later).
   wait = turn_wait
+  if smooth and option < 0 and cap_window > wait then wait = cap_window end
 end
 
 redis.call('ZADD', waiting[priority], us(now + wait), mine_member)
