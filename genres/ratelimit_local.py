@@ -141,7 +141,11 @@ class LocalRateLimiter:
         """Take over a budget learned elsewhere (the Redis limiter keeps its fallback current)."""
         with self._lock:
             if self.adaptive:
-                self.learned = max(min_budget(self.limit), min(float(self.limit), learned))
+                learned = max(min_budget(self.limit), min(float(self.limit), learned))
+                if learned != self.learned:
+                    # Fresh news: the day after which an untouched budget is forgotten, and
+                    # the window before the next increase, count from now.
+                    self.learned, self._changed_at = learned, self._clock()
 
     def smoothing(self) -> bool:
         """Whether the burst cap applies now."""

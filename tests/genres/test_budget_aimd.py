@@ -215,3 +215,12 @@ def test_without_learning_the_same_four_listeners_lose_more_calls() -> None:
         clock=clock,
     )
     assert outcome.share_429 > 0.05
+
+
+def test_a_budget_adopted_from_redis_is_not_forgotten_for_the_age_of_the_process() -> None:
+    clock = FakeClock()
+    limiter = limiter_for(150, clock)
+    clock.now += 2 * LEARNED_MEMORY_SECONDS  # a worker that has run for two days
+    limiter.adopt(100.0)  # what Redis says, just before Redis fails
+    limiter.acquire()
+    assert limiter.learned == 100.0
