@@ -16,7 +16,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from genres.models import PlaylistJob, Scan
+from genres.models import GenrePlaylist, PlaylistJob, Scan
 from tests.browser.checks import (
     SIZES,
     axe_problems,
@@ -107,6 +107,20 @@ def _with_playlists() -> Any:
             },
         ],
     )
+    GenrePlaylist.objects.create(
+        user=user,
+        genre="swedish pop",
+        playlist_id="p1",
+        name="swedish pop (from Likes)",
+        url="https://open.spotify.com/playlist/p1",
+    )
+    GenrePlaylist.objects.create(
+        user=user,
+        genre=LONG_GENRE,
+        playlist_id="p2",
+        name=f"{LONG_GENRE} (from Likes)",
+        url="https://open.spotify.com/playlist/p2",
+    )
     return user
 
 
@@ -164,9 +178,9 @@ def test_results_table_breaks_no_word_in_the_middle_on_a_phone(listener_browser:
     user = _with_playlists()
     page, _ = listener_browser.open("/genres", size="mobile", user=user)
     expect(page.locator("body[data-ready=true]")).to_have_count(1)
-    table = page.locator("table.results")
-    expect(table.first).to_be_visible()
-    expect(table.first).to_contain_text("Spotify answered 503")
+    # The last job's results and "Your playlists", both with a long genre name.
+    expect(page.locator("#playlist-job table.results")).to_contain_text("Spotify answered 503")
+    expect(page.locator("#your-playlists table.results")).to_contain_text(LONG_GENRE)
     assert broken_words(page, "table.results") == []
 
 

@@ -16,7 +16,7 @@ from django.utils.formats import date_format, number_format
 from playwright.sync_api import expect
 
 from genres.models import GenrePlaylist, PlaylistJob
-from tests.browser.checks import js_text
+from tests.browser.checks import axe_problems, heading_problems, js_text
 from tests.genres.test_pages import make_listener, make_result
 
 pytestmark = pytest.mark.browser
@@ -125,6 +125,10 @@ def test_a_big_library_opens_grouped_with_every_family_collapsed(listener_browse
     # 300 genres used to make a page many screens long; collapsed, it fits in a few.
     height = page.evaluate("document.documentElement.scrollHeight")
     assert height < 4 * 800, height
+
+    # Family headings sit under the list's heading, and the grouped page passes axe.
+    assert heading_problems(page) == []
+    assert axe_problems(page) == []
 
     # A search opens the families it hits, and only those.
     page.locator("#genre-search").fill("jazz")
