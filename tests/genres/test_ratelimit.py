@@ -366,3 +366,18 @@ def test_rate_limiter_is_one_instance_per_budget_and_backend(settings) -> None:
     assert isinstance(shared, RedisRateLimiter)
     assert rate_limiter() is shared
     ratelimit._limiters.clear()
+
+
+def test_the_process_limiter_paces_as_spotify_rate_smoothing_says(settings) -> None:
+    ratelimit._limiters.clear()
+    settings.REDIS_URL = ""
+    settings.SPOTIFY_RATE_LIMIT = 150
+    settings.SPOTIFY_RATE_SMOOTHING = "always"
+    paced = rate_limiter()
+    assert paced.smooth == SMOOTH_ALWAYS
+    assert paced.smoothing()
+    settings.SPOTIFY_RATE_SMOOTHING = "never"
+    bursting = rate_limiter()
+    assert bursting is not paced
+    assert not bursting.smoothing()
+    ratelimit._limiters.clear()
