@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.formats import number_format
 from playwright.sync_api import expect
 
@@ -136,3 +136,40 @@ def test_the_home_card_is_refreshed_when_a_rescan_ends_with_one_see_your_genres_
     expect(card).to_contain_text(just_now)
     expect(see_genres).to_have_count(1)
     assert page.evaluate("window.__sameDocument") is True
+
+
+@pytest.mark.parametrize("language", ["en", "sv"])
+def test_a_waiting_scan_names_no_step_and_a_read_library_explains_its_missing_songs(
+    listener_browser: Any, language: str
+) -> None:
+    user = make_listener()
+    scan = make_scan(
+        user,
+        status=Scan.Status.QUEUED,
+        step=Scan.Step.FETCHING_PROFILE,
+        started_at=None,
+        finished_at=None,
+    )
+    page, _ = listener_browser.open("/", language=language, user=user)
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    with translation.override(language):
+        waiting = translation.gettext("Scan waiting to start")
+        checking = translation.gettext("Checking your Spotify account")
+    expect(page.locator(".js-scan-title")).to_have_text(waiting)
+    # "Scan waiting to start" once stood beside "Checking your Spotify account".
+    expect(page.locator("#scan-status")).not_to_contain_text(checking)
+
+    # Every page read: 581 songs of Spotify's 600 entries. The page says why 19 are missing.
+    Scan.objects.filter(pk=scan.pk).update(
+        status=Scan.Status.RUNNING,
+        step=Scan.Step.FETCHING_ARTISTS,
+        started_at=timezone.now(),
+        tracks_total=600,
+        tracks_found=581,
+        artists_to_fetch=92,
+        artists_fetched=10,
+    )
+    expect(page.locator(".js-scan-counts")).to_contain_text(grouped(581, language))
+    note = page.locator(".js-scan-note")
+    expect(note).to_be_visible()
+    expect(note).to_contain_text("19")
