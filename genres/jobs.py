@@ -90,6 +90,11 @@ BACKGROUND_YIELD_DELAY = 2.0
 # A job waits for the shared Spotify budget at most this long inside a worker; a longer
 # wait yields the worker (the client's limiter_timeout).
 JOB_LIMITER_TIMEOUT = 8.0
+# A job that yielded for the budget looks again after at most this long, whatever the limiter
+# expected: the expectation is a guess under fair sharing (other listeners finish, the learned
+# budget grows), and a look too early costs one claim (the limiter answers at once while the
+# wait is still long), while sleeping through a pessimistic guess costs the listener.
+BUDGET_RECHECK_MAX = 8.0
 
 
 class JobClaimLost(Exception):
@@ -156,10 +161,11 @@ class JobQuerySet(models.QuerySet):
         return self.filter(status=RUNNING, heartbeat_at__gte=now - HEARTBEAT_STALE)
 
     def waiting(self, *, now: datetime | None = None) -> Self:
-        """Rows that wait for a worker now: queued, or yielded and due."""
+        """Rows that wait for a worker now: queued, yielded and due, or parked and due (their
+        delayed message is there, but a worker must be free to run it)."""
         now = now or timezone.now()
         yielded = Q(status=RUNNING, claimed_by__startswith=YIELD_PREFIX, heartbeat_at__lte=now)
-        return self.filter(Q(status=QUEUED) | yielded)
+        return self.filter(Q(status=QUEUED) | yielded | self.model.due_to_resume(now))
 
     def owned_by(self, *, pk: uuid.UUID | str, worker: str) -> Self:
         """The row while ``worker`` holds its claim (empty once another worker took it)."""

@@ -50,6 +50,7 @@ from django.utils import timezone
 from genres import spotify
 from genres.call_stats import SpotifyCallRecorder
 from genres.jobs import (
+    BUDGET_RECHECK_MAX,
     JOB_LIMITER_TIMEOUT,
     ORIGIN_SYNC,
     RUN_BUSY,
@@ -388,6 +389,8 @@ class _JobRun:
             except spotify.SpotifyRateLimited as error:
                 wait = _budget_wait(error)
                 if wait is not None and wait <= BUDGET_YIELD_MAX:
+                    if getattr(error, "reason", None) == LIMITER_TIMEOUT_REASON:
+                        wait = min(wait, BUDGET_RECHECK_MAX)
                     raise _BudgetWait(wait) from error
                 stop = self.quota_stop(error)
                 self.fail(genre, len(targets), stop.message)

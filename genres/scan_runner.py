@@ -37,6 +37,7 @@ from genres.artists import artists_lookup, artists_store
 from genres.call_stats import SpotifyCallRecorder
 from genres.crypto import TokenDecryptionError
 from genres.jobs import (
+    BUDGET_RECHECK_MAX,
     JOB_LIMITER_TIMEOUT,
     ORIGIN_SYNC,
     RUN_NOT_CLAIMED,
@@ -180,7 +181,7 @@ def scan_run(*, scan_id: object, worker: str | None = None, token: str = "") -> 
     except spotify.SpotifyRateLimited as error:
         budget_wait = _budget_wait(error)
         if budget_wait is not None and budget_wait <= BUDGET_YIELD_MAX:
-            return _yield(run, delay=budget_wait)
+            return _yield(run, delay=min(budget_wait, BUDGET_RECHECK_MAX))
         wait = timedelta(seconds=error.retry_after) if error.retry_after else DEFAULT_PAUSE
         resume_at = timezone.now() + wait
         shape = _error_shape(run.scan, STEP_ERRORS[run.scan.step], _details(error))

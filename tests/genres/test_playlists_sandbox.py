@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from genres import ratelimit
 from genres.jobs import RUN_FINISHED
 from genres.models import GenrePlaylist, PlaylistJob, SpotifyAccount
 from genres.playlist_runner import playlist_job_run
@@ -25,6 +26,14 @@ from sandbox.testing import RunningSandbox, running_sandbox
 from tests.genres.test_playlists_runner import WorkerKilled, make_stale
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limiter() -> None:
+    """A fresh process-wide rate limiter: what an earlier test's 429s taught it (a lower
+    budget, a hold) must not slow this test down or make its scan wait for the budget."""
+    ratelimit._limiters.clear()
+
 
 ITEMS_ROUTE = "POST /playlists/{id}/items"
 CREATE_ROUTE = "POST /me/playlists"

@@ -26,6 +26,14 @@ pytestmark = [
     pytest.mark.usefixtures("worker_app"),
 ]
 
+
+@pytest.fixture(autouse=True)
+def _fresh_limiter() -> None:
+    """A fresh process-wide rate limiter: what an earlier test's 429s taught it (a lower
+    budget, a hold) must not slow this test down or make its scan wait for the budget."""
+    ratelimit._limiters.clear()
+
+
 # Far from both the right behaviour (about half a second) and the wrong one (the next beat
 # tick, which never comes here: no beat runs).
 RESUME_SLACK_SECONDS = 5.0
@@ -67,8 +75,11 @@ def test_a_scan_paused_by_a_short_retry_after_resumes_at_its_resume_at_without_b
 ):
     sandbox = spotify_at_sandbox
     sign_in(client, sandbox, "small")
-    # Spotify asks for 4 s: more than the client waits inline here, so the scan pauses.
+    # Spotify asks for 4 s: more than the client waits inline here, so the scan pauses. (A
+    # limiter that does not learn: one scripted 429 is not a budget to adapt to.)
     monkeypatch.setattr(spotify, "MAX_INLINE_WAIT", 1.0)
+    limiter = LocalRateLimiter(1_000_000, adaptive=False)
+    monkeypatch.setattr(ratelimit, "rate_limiter", lambda: limiter)
     sandbox.set_faults(
         scripted=[{"status": 429, "retry_after": 4, "count": 1, "path": "/v1/me/tracks"}]
     )

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from genres import scan_runner, tasks
+from genres import ratelimit, scan_runner, tasks
 from genres.jobs import RUN_NOT_CLAIMED
 from genres.models import Artist, LibraryTrack, Scan, ScanResult, SpotifyCallBucket
 from genres.spotify import SpotifyClient, SpotifyError
@@ -23,6 +23,13 @@ from tests.genres.test_scan_sandbox import (
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limiter() -> None:
+    """A fresh process-wide rate limiter: what an earlier test's 429s taught it (a lower
+    budget, a hold) must not slow this test down or make its scan wait for the budget."""
+    ratelimit._limiters.clear()
 
 
 @pytest.fixture

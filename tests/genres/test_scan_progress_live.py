@@ -10,11 +10,19 @@ from typing import Any
 
 import pytest
 
-from genres import scan_runner
+from genres import ratelimit, scan_runner
 from tests.genres.conftest import sign_in
 from tests.genres.test_scan_sandbox import scan_to_end
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limiter() -> None:
+    """A fresh process-wide rate limiter: what an earlier test's 429s taught it (a lower
+    budget, a hold) must not slow this test down or make its scan wait for the budget."""
+    ratelimit._limiters.clear()
+
 
 # One request at a time at 100 ms: ten answers a second, so a write per 50 artists (the old
 # cadence) would leave five seconds between writes; the page needs one every two.

@@ -9,11 +9,18 @@ from typing import Any
 
 import pytest
 
-from genres import scan_runner, tasks
+from genres import ratelimit, scan_runner, tasks
 from genres.models import Artist, LibrarySource, LibraryTrack, Scan, ScanResult
 from tests.genres.conftest import sign_in
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limiter() -> None:
+    """A fresh process-wide rate limiter: what an earlier test's 429s taught it (a lower
+    budget, a hold) must not slow this test down or make its scan wait for the budget."""
+    ratelimit._limiters.clear()
 
 
 def csrf(client: Any) -> str:

@@ -12,13 +12,21 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 
-from genres import jobs, scan_runner, scans, tasks
+from genres import jobs, ratelimit, scan_runner, scans, tasks
 from genres.jobs import RUN_NOT_CLAIMED, RUN_YIELDED
 from genres.models import Scan
 from tests.genres.conftest import sign_in
 from tests.genres.test_scan_sandbox import assert_matches_truth, route_count, start_scan
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limiter() -> None:
+    """A fresh process-wide rate limiter: what an earlier test's 429s taught it (a lower
+    budget, a hold) must not slow this test down or make its scan wait for the budget."""
+    ratelimit._limiters.clear()
+
 
 MAX_SLICES = 400
 

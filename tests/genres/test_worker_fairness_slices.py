@@ -160,6 +160,17 @@ def test_queued_and_due_yielded_jobs_of_other_listeners_are_waiting_work():
     assert not waiting_work(user_id=me.pk, background=False)
 
 
+def test_a_paused_scan_whose_time_has_come_waits_for_a_worker_too():
+    me, other = listener("me"), listener("other")
+    paused = Scan.objects.create(
+        user=other, status=Scan.Status.PAUSED, resume_at=timezone.now() + timedelta(seconds=30)
+    )
+    assert not waiting_work(user_id=me.pk, background=False)
+
+    Scan.objects.filter(pk=paused.pk).update(resume_at=timezone.now())
+    assert waiting_work(user_id=me.pk, background=False)
+
+
 def test_sync_work_waiting_makes_only_background_jobs_yield():
     me, other = listener("me"), listener("other")
     PlaylistJob.objects.create(user=other, genres=["pop"], origin="sync")
