@@ -95,6 +95,7 @@ class LocalRateLimiter:
         # A real window shorter than ours, learned from a first 429 (0 = none).
         self.short_limit = 0
         self.short_window = 0.0
+        self._short_changed_at = 0.0
         self._changed_at = clock()
         self._decreased_at = -math.inf
         # Requests waiting for a slot, per priority: ticket -> (party, when it asks again).
@@ -166,7 +167,19 @@ class LocalRateLimiter:
         cutoff = bisect.bisect_right(self._sent, now - 2 * self.window)
         if cutoff:
             del self._sent[:cutoff]
-        if not self.adaptive or self.learned >= self.limit:
+        if not self.adaptive:
+            return
+        # The short window probes up too: one more after each of our windows in which it
+        # was used to the full, so a low first estimate does not stick.
+        short_busy = (
+            self.short_limit
+            and now - self._short_changed_at >= self.window
+            and self._count_since(now - self.short_window) >= BUSY_FRACTION * self.short_limit
+        )
+        if short_busy:
+            self.short_limit += 1
+            self._short_changed_at = now
+        if self.learned >= self.limit:
             return
         if now - self._changed_at > LEARNED_MEMORY_SECONDS:
             self.learned, self._changed_at = float(self.limit), now
@@ -327,12 +340,14 @@ class LocalRateLimiter:
             # Still too many for the short window: one fewer, or what it held if less.
             held = last - bisect.bisect_right(self._sent, sent_at - self.short_window)
             self.short_limit = max(1, min(self.short_limit - 1, held - 1))
+            self._short_changed_at = now
         elif self.learned >= self.limit and first < last:
             estimate = short_window(now, retry_after, self._sent[first], self.window)
             if estimate is not None:
                 held = last - bisect.bisect_right(self._sent, sent_at - estimate)
                 self.short_limit = max(1, held - 1)
                 self.short_window = estimate + self.margin
+                self._short_changed_at = now
 
     def record_send(self) -> None:
         """Count a request let through elsewhere (the Redis limiter keeps its fallback warm)."""

@@ -72,9 +72,21 @@ local function allowed_of(l) return math.max(1, math.floor(l + 1e-9)) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', us(now - 2 * window))
 local learned, changed, short_limit, short_window = limit, now, 0, 0
 if adaptive then
-  local state = redis.call('HMGET', KEYS[4], 'budget', 'changed', 'short_limit', 'short_window')
+  local state = redis.call('HMGET', KEYS[4], 'budget', 'changed', 'short_limit', 'short_window',
+                           'short_changed')
   if state[1] then learned, changed = tonumber(state[1]), tonumber(state[2]) end
-  if state[3] then short_limit, short_window = tonumber(state[3]), tonumber(state[4]) end
+  if state[3] then
+    short_limit, short_window = tonumber(state[3]), tonumber(state[4])
+    -- The short window probes up too: one more after each of our windows in which it was
+    -- used to the full, so a low first estimate does not stick.
+    if now - tonumber(state[5] or '0') >= window then
+      local used = redis.call('ZCOUNT', KEYS[1], '(' .. us(now - short_window), '+inf')
+      if used >= tonumber(ARGV[10]) * short_limit then
+        short_limit = short_limit + 1
+        redis.call('HSET', KEYS[4], 'short_limit', tostring(short_limit), 'short_changed', us(now))
+      end
+    end
+  end
   if learned < limit then
     if now - changed > tonumber(ARGV[12]) then
       learned, short_limit = limit, 0
@@ -240,7 +252,7 @@ if state[3] then
   local short_window = tonumber(state[4])
   local in_short = redis.call('ZCOUNT', KEYS[4], '(' .. us(sent - short_window), us(sent))
   local short_limit = math.max(1, math.min(tonumber(state[3]) - 1, in_short - 1))
-  redis.call('HSET', KEYS[3], 'short_limit', tostring(short_limit))
+  redis.call('HSET', KEYS[3], 'short_limit', tostring(short_limit), 'short_changed', us(now))
 elseif learned >= limit and held > 0 and tonumber(ARGV[1]) > 0 then
   local oldest = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. us(sent - window), us(sent),
                             'WITHSCORES', 'LIMIT', 0, 1)
@@ -248,7 +260,7 @@ elseif learned >= limit and held > 0 and tonumber(ARGV[1]) > 0 then
   if estimate < window * tonumber(ARGV[13]) then
     local in_short = redis.call('ZCOUNT', KEYS[4], '(' .. us(sent - estimate), us(sent))
     redis.call('HSET', KEYS[3], 'short_limit', tostring(math.max(1, in_short - 1)),
-               'short_window', us(estimate + tonumber(ARGV[14])))
+               'short_window', us(estimate + tonumber(ARGV[14])), 'short_changed', us(now))
   end
 end
 local target

@@ -224,3 +224,17 @@ def test_a_budget_adopted_from_redis_is_not_forgotten_for_the_age_of_the_process
     limiter.adopt(100.0)  # what Redis says, just before Redis fails
     limiter.acquire()
     assert limiter.learned == 100.0
+
+
+def test_a_learned_short_window_probes_up_one_request_per_busy_window() -> None:
+    clock = FakeClock()
+    limiter = limiter_for(150, clock)
+    send(limiter, 16)
+    limiter.penalize(10.0)  # 15 per 10 s, learned from the Retry-After
+    assert limiter.short_limit == 15
+    assert limiter.short_window == pytest.approx(10.0)
+    clock.now += 11.0
+    send(limiter, 30)  # the short window used to the full for 20 s: no probe yet
+    assert limiter.short_limit == 15
+    send(limiter, 15)  # 30 s after the 429, still full: one more
+    assert limiter.short_limit == 16
