@@ -42,7 +42,8 @@ so one worker's 429 does not become every worker's 429. It is always honoured.
   Retry-After: until then everything we sent was admitted, so our oldest request in the
   window is Spotify's oldest too, and it leaves Spotify's window at now + Retry-After. A
   window so found below 80 % of ours becomes a second rolling window (what it held, less
-  one, per that many seconds), lowered by one at each later congestion event.
+  one, per that many seconds), lowered by one at each later congestion event and raised by
+  one after each window of ours in which it was used to the full.
 Against a real window of R per 30 s the budget settles at about R, a probe oversteps by one
 request every few windows and steps back; against a shorter real window the second window
 holds the requests to its own size.

@@ -136,6 +136,20 @@ def test_a_shorter_real_window_is_learned_from_the_retry_after_for_all_workers(
 
 
 @pytest.mark.integration
+def test_a_short_window_learned_in_redis_probes_up_when_used_to_the_full(prefix: str) -> None:
+    limiter = worker(prefix, 150, 3.0, SMOOTH_NEVER)
+    for _ in range(16):
+        limiter.acquire()
+    limiter.penalize(1.0)  # 15 per about a second (a fifth of our 3 s window)
+    keys = redis.Redis.from_url(redis_url())
+    assert int(keys.hget(f"{prefix}:learned", "short_limit")) == 15
+    stop = time.monotonic() + 3.5  # more than one window of ours, the short one kept full
+    while time.monotonic() < stop:
+        limiter.acquire(timeout=5.0)
+    assert int(keys.hget(f"{prefix}:learned", "short_limit")) >= 16
+
+
+@pytest.mark.integration
 def test_listeners_share_the_redis_window_fairly_whatever_their_thread_count(
     prefix: str,
 ) -> None:
