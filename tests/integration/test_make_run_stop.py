@@ -79,7 +79,7 @@ def test_sandbox_mode_runs_without_debug_and_ctrl_c_stops_everything_quietly(
             os.killpg(script.pid, signal.SIGKILL)
             script.wait(timeout=10)
     text = output.read_text()
-    assert "Stopping Swedify...\nStopped." in text
+    assert "Stopping Swedify... (Ctrl-C again to stop at once)\nStopped.\n" in text
     assert "a process stopped" not in text
     assert "No hostname was supplied" not in text
     assert "manage.py environment_stop --all" in text
@@ -119,3 +119,33 @@ def test_a_process_that_stops_by_itself_is_named_and_the_others_are_stopped(
             script.wait(timeout=10)
     assert "a process stopped by itself" in output.read_text()
     assert not port_open(env["PORT"])
+
+
+def test_a_second_ctrl_c_stops_everything_at_once(tmp_path: Path) -> None:
+    env = run_env(tmp_path)
+    (tmp_path / "home").mkdir()
+    output = tmp_path / "run.out"
+    with output.open("w") as out:
+        script = subprocess.Popen(
+            ["scripts/run"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while "Swedify is running" not in output.read_text():
+            assert script.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.5)
+        os.killpg(script.pid, signal.SIGINT)
+        while "Stopping Swedify" not in output.read_text():
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.05)
+        os.killpg(script.pid, signal.SIGINT)
+        assert script.wait(timeout=60) == 130
+    finally:
+        if script.poll() is None:
+            os.killpg(script.pid, signal.SIGKILL)
+            script.wait(timeout=10)
+    assert "Stopped at once." in output.read_text()
+    assert not port_open(env["PORT"])
+    assert not port_open(env["SANDBOX_PORT"])
