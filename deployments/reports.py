@@ -25,6 +25,15 @@ def _seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f} s"
 
 
+def _paused(run: PipelineRun) -> str:
+    """The time the run waited for an operator, when it did: not time the pipeline worked."""
+    paused = run.paused_seconds
+    if paused < 0.05:
+        return ""
+    working = _seconds(run.active_seconds)
+    return f" (of which {_seconds(paused)} paused for an operator, {working} working)"
+
+
 def _status(stage: StageRun) -> str:
     if stage.outcome == StageRun.Outcome.SUCCEEDED:
         return "success" if stage.action_applied != StageRun.Applied.RETRY else "success (retried)"
@@ -52,7 +61,7 @@ def run_report_markdown(run: PipelineRun) -> str:
         "",
         f"Run #{run.pk} of release {run.release.label} ({run.release.git_sha[:12]}), "
         f"triggered by {run.triggered_by_name or 'system'}: **{run.status}**, "
-        f"total {_seconds(run.duration_seconds)}.",
+        f"total {_seconds(run.duration_seconds)}{_paused(run)}.",
     ]
     if run_over_budget(run):
         lines.append("")

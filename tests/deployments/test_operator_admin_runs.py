@@ -92,6 +92,9 @@ def test_a_pause_is_left_out_of_the_duration_and_shown_beside_it(
     assert "paused, 30 min" in page
     assert "(+ 30 min 0" in page
     assert "over 5 min" not in page
+    report = staff.get(f"/admin/deployments/pipelinerun/{run.pk}/report.md/").content.decode()
+    assert "paused for an operator" in report
+    assert "FLAG" not in report
 
 
 def test_a_run_still_paused_counts_its_pause_until_now(
