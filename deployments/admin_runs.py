@@ -21,6 +21,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from deployments.adapters import get_infrastructure
 from deployments.admin_common import (
     ConfirmForm,
     announce_automatic_rollbacks,
@@ -29,6 +30,7 @@ from deployments.admin_common import (
     seconds_text,
     when,
 )
+from deployments.deploy_checks import deploy_refusal
 from deployments.models import Environment, PipelineRun, Release, StageRun
 from deployments.pipeline import (
     RUN_BUDGET_SECONDS,
@@ -211,6 +213,11 @@ class ReleaseAdmin(admin.ModelAdmin):
             e.name: e for e in Environment.objects.select_related("live_release").order_by("name")
         }
         stages = [s.name for s in pipeline_definition() if s.enabled]
+        # This web process usually shares the worker's settings: what would stop the run
+        # at its first slot is worth saying before it is queued.
+        refusal = deploy_refusal(
+            environments=list(live.values()), infrastructure=get_infrastructure()
+        )
         return confirm_page(
             request,
             self.admin_site,
@@ -220,6 +227,10 @@ class ReleaseAdmin(admin.ModelAdmin):
                 *((f"{name} serves now", e.live_release or "nothing") for name, e in live.items()),
                 ("rollback-safe", release.rollback_unsafe_reason or "yes"),
                 ("the pipeline", " → ".join(stages)),
+                (
+                    "check",
+                    f"⚠ {refusal}" if refusal else "the slots' settings and HAProxy are in place",
+                ),
             ],
             form=None,
             button=f"Deploy {release.label}",

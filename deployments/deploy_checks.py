@@ -25,8 +25,8 @@ def deploy_refusal(
         check_configuration()
     except (ConfigurationError, ImproperlyConfigured) as error:
         return (
-            "the release's slots start with this shell's environment and would refuse it: "
-            f"{error}. Export the web app's settings first (README: Deploying)"
+            "the release's slots start with this process's environment and would refuse it: "
+            f"{error}"
         )
     for environment in environments:
         local = [ref for ref in environment.proxy_refs() if not tcp_admin_address(ref.admin_socket)]

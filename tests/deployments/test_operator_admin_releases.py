@@ -115,6 +115,8 @@ def test_the_deploy_button_confirms_then_queues_a_run_and_opens_its_page(
     assert "Deploy r1" in confirm
     assert "production serves now" in confirm
     assert "Quality checks → Security scan" in confirm
+    # The test settings keep the development secret with DEBUG off: the page warns of it.
+    assert "SECRET_KEY is the development key while DEBUG is off" in confirm
     assert not PipelineRun.objects.exists()  # looking is not deploying
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -35,7 +35,10 @@ class Command(BaseCommand):
                 environments=list(Environment.objects.all()), infrastructure=get_infrastructure()
             )
             if refusal:
-                raise CommandError(refusal)
+                raise CommandError(
+                    f"{refusal}. Export the web app's settings in this shell first "
+                    "(README: Deploying)"
+                )
         if options["resume"]:
             run = self._execute(int(options["resume"]))
             return
