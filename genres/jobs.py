@@ -82,6 +82,11 @@ YIELD_PREFIX = "yield:"
 # percent of a slice at most.
 # The shortest slice whatever the setting: a slice must get its first requests out.
 MIN_SLICE_SECONDS = 0.2
+# A job yields before its slice is used up (after this long) when waiting work has made less
+# than 1/EARLY_SHARE of its requests: a new or small job then waits about a second, not a
+# slice. (Once running, that job has far fewer requests, so the two never take turns fast.)
+EARLY_YIELD_AFTER = 1.0
+EARLY_SHARE = 2
 # Whether other work waits is read from the database at most this often while a job runs.
 WAITING_CHECK_EVERY = 1.0
 # A background job yielding to interactive work comes back after this (not at once: the
@@ -262,10 +267,11 @@ class JobSlice:
 
     ``over()`` is cheap to call often: it looks at the job rows at most every
     WAITING_CHECK_EVERY seconds. An interactive job yields once it has run its slice and
-    interactive work of another listener with less service waits; a background job yields at
-    once when interactive work waits, and after its slice when other background work with
-    less service waits. ``seconds`` defaults to the SWEDIFY_JOB_SLICE_SECONDS setting;
-    ``service`` says how many Spotify requests the job has made so far (None: no count).
+    interactive work of another listener with less service waits, or after EARLY_YIELD_AFTER
+    when that work has had much less; a background job yields at once when interactive work
+    waits, and after its slice when other background work with less service waits.
+    ``seconds`` defaults to the SWEDIFY_JOB_SLICE_SECONDS setting; ``service`` says how many
+    Spotify requests the job has made so far (None: no count).
     """
 
     def __init__(
@@ -298,18 +304,22 @@ class JobSlice:
         now = self._clock()
         if now - self._checked < WAITING_CHECK_EVERY:
             return False
-        used_up = now - self._started >= self.seconds
-        if not used_up and not self.background:
+        ran = now - self._started
+        used_up = ran >= self.seconds
+        service = self._service() if self._service else None
+        # Before its slice is used up, a job with a count yields only to much smaller work.
+        early = not used_up and service is not None and ran >= EARLY_YIELD_AFTER
+        if not (used_up or early or self.background):
             return False
         self._checked = now
         if self.background and self._waiting(user_id=self.user_id, background=False):
             self.ended, self.delay = True, BACKGROUND_YIELD_DELAY
-        elif used_up and self._waiting(
-            user_id=self.user_id,
-            background=self.background,
-            service=self._service() if self._service else None,
-        ):
-            self.ended = True
+        elif used_up or early:
+            # ``early`` implies a count; used up, any waiting work with less service will do.
+            below = service // EARLY_SHARE if early and service is not None else service
+            self.ended = self._waiting(
+                user_id=self.user_id, background=self.background, service=below
+            )
         return self.ended
 
 

@@ -103,6 +103,41 @@ def test_a_background_job_yields_to_other_background_work_only_after_its_slice()
     assert running.delay is None
 
 
+class WaitingScan:
+    """Another listener's scan waits, having made ``requests`` requests (least service)."""
+
+    def __init__(self, requests: int) -> None:
+        self.requests = requests
+
+    def __call__(self, *, user_id: int, background: bool, service: int | None = None) -> bool:
+        return service is None or self.requests < service
+
+
+def test_a_job_yields_early_to_much_smaller_work_and_at_its_slice_end_to_smaller_work():
+    clock = Clock()
+    small = JobSlice(user_id=1, background=False, seconds=10, clock=clock,
+                     waiting=WaitingScan(10), service=lambda: 100)  # fmt: skip
+    similar = JobSlice(user_id=1, background=False, seconds=10, clock=clock,
+                       waiting=WaitingScan(60), service=lambda: 100)  # fmt: skip
+
+    clock.now += jobs.EARLY_YIELD_AFTER / 2
+    assert not small.over()
+    clock.now += jobs.EARLY_YIELD_AFTER
+    assert small.over()  # a tenth of its service: about a second, not a slice
+    assert not similar.over()
+    clock.now += 10
+    assert similar.over()
+
+
+def test_a_job_never_yields_to_work_that_has_had_more_service():
+    clock = Clock()
+    running = JobSlice(user_id=1, background=False, seconds=10, clock=clock,
+                       waiting=WaitingScan(500), service=lambda: 100)  # fmt: skip
+
+    clock.now += 60
+    assert not running.over()
+
+
 def test_the_job_rows_are_read_at_most_once_per_check_interval():
     clock, waiting = Clock(), Waiting()
     running = a_slice(waiting, clock)
