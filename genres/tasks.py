@@ -34,7 +34,9 @@ def scan_run(scan_id: str, token: str = "") -> str:
 @shared_task(name="genres.tasks.jobs_recover", ignore_result=True)
 def jobs_recover() -> dict[str, int]:
     """Every 30 s (CELERY_BEAT_SCHEDULE): re-queue paused scans whose resumeAt has passed,
-    jobs whose worker stopped heartbeating, and queued jobs whose message was lost."""
+    jobs whose worker stopped heartbeating (a yielded job whose message was lost looks so two
+    minutes after it was due), and queued jobs whose message was lost. The safety net only:
+    short pauses and yields come back by delayed messages of their own, with or without beat."""
     scans = scans_due_for_recovery()
     for scan_id in scans:
         try:
