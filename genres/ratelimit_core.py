@@ -94,7 +94,8 @@ class RateLimiter(Protocol):
         ...
 
     def rate(self) -> float:
-        """The requests per second allowed now (the learned budget over the window)."""
+        """The requests per second allowed now (the learned budget over the window, or a
+        shorter real window's rate if lower)."""
         ...
 
     def configured_rate(self) -> float:
@@ -120,7 +121,14 @@ class BudgetState:
 
     @property
     def learned_rate(self) -> float:
-        return self.learned / self.window if self.configured else math.inf
+        """Requests per second allowed now: the learned budget, or a shorter real window's
+        if that allows fewer."""
+        if not self.configured:
+            return math.inf
+        rate = self.learned / self.window
+        if self.short_limit and self.short_window > 0:
+            rate = min(rate, self.short_limit / self.short_window)
+        return rate
 
 
 def default_burst(limit: int) -> int:

@@ -122,8 +122,8 @@ class LocalRateLimiter:
         return window_limits(self.learned, self.limit, self.burst_option, self.window)
 
     def rate(self) -> float:
-        """Requests per second allowed now (the learned budget over the window)."""
-        return self.learned / self.window if self.limit else math.inf
+        """Requests per second allowed now (BudgetState.learned_rate)."""
+        return self.state().learned_rate
 
     def configured_rate(self) -> float:
         return self.limit / self.window if self.limit else math.inf

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import random
 import threading
 import time
@@ -354,21 +353,9 @@ class RedisRateLimiter:
                 self._retry_redis_after,
             )
 
-    def _learned(self) -> float:
-        """The budget learned in Redis (the fallback's while Redis is away)."""
-        if self.using_fallback or not self.adaptive:
-            return self.fallback.learned
-        try:
-            stored = self._client.hget(self.keys[3], "budget")
-        except self._redis_errors as error:
-            self._redis_failed(error)
-            return self.fallback.learned
-        learned = float(stored) if stored is not None else float(self.limit)
-        self.fallback.adopt(learned)
-        return learned
-
     def rate(self) -> float:
-        return self._learned() / self.window if self.limit else math.inf
+        """Requests per second allowed now, from Redis (BudgetState.learned_rate)."""
+        return self.state().learned_rate
 
     def configured_rate(self) -> float:
         return self.fallback.configured_rate()
@@ -382,6 +369,8 @@ class RedisRateLimiter:
             except self._redis_errors as error:
                 self._redis_failed(error)
             else:
+                if budget is not None:
+                    self.fallback.adopt(float(budget))
                 return BudgetState(
                     self.limit,
                     float(budget) if budget is not None else float(self.limit),

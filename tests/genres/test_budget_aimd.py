@@ -238,3 +238,12 @@ def test_a_learned_short_window_probes_up_one_request_per_busy_window() -> None:
     assert limiter.short_limit == 15
     send(limiter, 15)  # 30 s after the 429, still full: one more
     assert limiter.short_limit == 16
+
+
+def test_the_rate_reported_for_time_estimates_is_the_short_windows_when_lower() -> None:
+    clock = FakeClock()
+    limiter = limiter_for(150, clock)
+    send(limiter, 16)
+    limiter.penalize(10.0)  # 15 per 10 s: 1.5 a second, below 75 per 30 s (2.5 a second)
+    assert limiter.rate() == pytest.approx(1.5)
+    assert limiter.configured_rate() == pytest.approx(5.0)

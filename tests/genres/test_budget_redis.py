@@ -89,7 +89,7 @@ def test_a_worker_whose_redis_fails_goes_on_with_the_budget_learned_so_far(
     def refuse(*args: object, **kwargs: object) -> None:
         raise redis.ConnectionError("Redis is down")
 
-    monkeypatch.setattr(second._client, "hget", refuse)
+    monkeypatch.setattr(second._client, "hmget", refuse)
     assert second.rate() == pytest.approx(100 / 3.0)
     assert second.using_fallback
     assert second.fallback.learned == 100.0
