@@ -56,9 +56,9 @@ class LocalRateLimiter:
     """Rolling window, burst cap, adaptive budget and fair turns in this process; thread-safe.
 
     ``limit`` 0 means unlimited (holds from ``penalize`` still apply, nothing is learned).
-    ``burst`` None takes the default share, 0 turns the cap off; ``smooth`` says when it
-    applies; ``adaptive`` False keeps the configured budget whatever Spotify answers. ``clock``
-    and ``sleep`` are injectable for tests.
+    ``burst`` None paces requests (``PACE_FACTOR``), a number caps bursts to it, 0 turns
+    both off; ``smooth`` says when that applies; ``adaptive`` False keeps the configured
+    budget whatever Spotify answers. ``clock`` and ``sleep`` are injectable for tests.
     """
 
     def __init__(
