@@ -36,6 +36,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from deployments.git import GitError, git
+
 logger = logging.getLogger(__name__)
 
 SLOT_NAMES = ("blue", "green")
@@ -447,16 +449,11 @@ def slot_stop(*, environment: str, slot: str, drain_seconds: float = 0.0) -> Non
 
 
 def _git(*args: str) -> str:
-    result = subprocess.run(
-        ["git", "-C", str(_repo_dir()), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SlotError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout.strip()
+    """This repository's git, failing as a SlotError (the errors callers of this module catch)."""
+    try:
+        return git(*args)
+    except GitError as error:
+        raise SlotError(str(error)) from None
 
 
 def _full_sha(git_sha: str) -> str:
