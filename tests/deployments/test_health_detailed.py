@@ -221,5 +221,8 @@ def test_a_real_redis_cache_and_broker_answer_ok(client: Client, healthy: None, 
     settings.CACHES = {"default": {**REDIS_CACHE, "LOCATION": url}}
     settings.CELERY_BROKER_URL = url
     status, body, _ = detailed(client)
-    assert (status, body["status"]) == (200, "ok"), body
-    assert body["components"]["cache"]["status"] == "ok"
+    # Only the two Redis components are this test's: on a loaded machine the local Spotify
+    # stand-in may miss its probe's deadline, which makes the whole answer "degraded".
+    assert status == 200, body
+    assert body["components"]["cache"]["status"] == "ok", body
+    assert body["components"]["broker"]["status"] == "ok", body

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deployments.adapters import use_infrastructure
@@ -109,9 +109,12 @@ def test_uptime_stays_fast_on_100k_rows() -> None:
     # 100k rows per environment, one every 25 s (about 29 days), 1 in 1000 failing.
     for environment in (production, staging):
         insert_probes(environment, count=100_000, every_seconds=25, failing_every=1000)
-    started = time.perf_counter()
-    windows = environment_uptime(environment=production)
-    assert time.perf_counter() - started < 0.5
+    with CaptureQueriesContext(connection) as queries:
+        windows = environment_uptime(environment=production)
+    # Fast whatever the machine's load: one aggregate query per window (served by the
+    # (environment, -at) index), never the rows themselves.
+    assert len(queries) == len(windows)
+    assert all("COUNT(" in query["sql"].upper() for query in queries)
     assert (windows[-1].total, windows[-1].ok) == (100_000, 99_900)
     # Probes 1…3455 lie within 24 h; probe 3456 is exactly 24 h old by now.
     assert (windows[0].total, windows[0].ok) == (3455, 3452)

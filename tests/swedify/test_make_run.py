@@ -47,7 +47,7 @@ def test_pointed_at_real_spotify_it_does_not_turn_debug_on(tmp_path: Path) -> No
     assert "SECRET_KEY is the development key while DEBUG is off" in result.stderr
 
 
-def test_in_sandbox_mode_it_turns_debug_on(tmp_path: Path) -> None:
+def test_in_sandbox_mode_the_development_secret_is_not_needed(tmp_path: Path) -> None:
     # The negative control: the same development secret passes the check when DEBUG is on;
     # an unreachable database then stops it before anything starts.
     env = run_env(tmp_path, DATABASE_URL=f"postgres://postgres@127.0.0.1:{unused_port()}/x")
