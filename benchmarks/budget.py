@@ -63,7 +63,8 @@ from benchmarks.stack import (
 )
 
 CASES = ("four", "one", "sync")
-# A database of its own, so a scan or pages benchmark running at the same time keeps its own.
+# A database of its own per run (the process id appended), so a scan or pages benchmark or
+# another budget run at the same time on the same server keeps its own.
 BENCH_DATABASE = "swedify_bench_budget"
 # Swedify's production budget (SPOTIFY_RATE_LIMIT's default), per 30 s.
 CONFIGURED_RATE_LIMIT = 150
@@ -487,7 +488,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--tiny", action="store_true", help="tiny inputs (the smoke test)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     # The smoke test's own database name, so it never meets a benchmark run beside it.
-    parser.add_argument("--database", default=BENCH_DATABASE, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--database", default=f"{BENCH_DATABASE}_{os.getpid()}", help=argparse.SUPPRESS
+    )
     # Options meant for other benchmarks (the dispatcher passes them to all) are ignored.
     args, _ = parser.parse_known_args(argv)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
