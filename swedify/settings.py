@@ -409,6 +409,9 @@ LOGGING = {
         "django_redis": {"level": "WARNING"},
         # django-axes announces itself at every start; a start-up error must stay one line.
         "axes.apps": {"level": "WARNING"},
+        # The filesystem broker has no host, and kombu warns "No hostname was supplied" each
+        # time a connection is described: noise, not a fault.
+        "kombu.connection": {"level": "ERROR"},
     },
 }
 
