@@ -58,9 +58,12 @@ def test_switching_auto_sync_on_keeps_the_interval_and_shows_the_next_sync(
     expect(section.locator(".sync-status")).to_contain_text(words(language, "off"))
     section.locator('input[name="enabled"]').check()
     section.locator('input[name="intervalHours"]').fill("12")
-    section.get_by_role("button", name=words(language, "Save")).click()
+    saved = "**/api/sync"
+    with page.expect_navigation(), page.expect_response(saved) as answer:
+        section.get_by_role("button", name=words(language, "Save")).click()
+    assert (answer.value.request.method, answer.value.status) == ("PUT", 200)
 
-    # The page reloads with the saved settings.
+    # The page has reloaded with the saved settings.
     expect(section.locator('input[name="enabled"]')).to_be_checked()
     expect(section.locator('input[name="intervalHours"]')).to_have_value("12")
     schedule = SyncSchedule.objects.get(user=user)
