@@ -39,6 +39,8 @@ MAX_SOURCES = 20
 KEEP_RESULTS = 3
 # A pause up to this long is ended by a message with a countdown, at resumeAt; a longer one (a
 # quota of hours) by the periodic recovery, which is also the safety net for the short ones.
+# (A worker holds a delayed message unacknowledged: this stays well under RabbitMQ's default
+# 30-minute consumer timeout and the Redis broker's visibility timeout.)
 PROMPT_RESUME_MAX = timedelta(minutes=15)
 # A delayed message is sent this much after the row is due, so it never arrives just before.
 DUE_MARGIN_SECONDS = 0.5
