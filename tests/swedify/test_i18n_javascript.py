@@ -41,6 +41,8 @@ def test_the_catalog_serves_the_scripts_swedish() -> None:
     )
     # Plurals: both Swedish forms, and the rule that picks between them.
     assert messages["%(n)s genre"] == ["%(n)s genre", "%(n)s genrer"]
+    # Collected from a script that calls the catalog's gettext by a short alias, t("…").
+    assert messages["Syncing…"] == "Synkar…"
     assert "const v = (n != 1);" in text
     # Numbers in the script follow Swedish formats too: a no-break space between thousands.
     assert formats["THOUSAND_SEPARATOR"] == "\xa0"
