@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 MAX_PAGE = 50  # limit of every paged endpoint
 MAX_BATCH_IDS = 50  # GET /v1/artists?ids=
 MAX_ADD_URIS = 100  # POST /v1/playlists/{id}/items
+MAX_REMOVE_URIS = 100  # DELETE /v1/playlists/{id}/items
 DEFAULT_LIMIT = 20
 NOT_REGISTERED = (
     "Check settings on developer.spotify.com/dashboard, the user may not be registered."
@@ -444,6 +445,49 @@ def add_items(call: Call) -> Response:
     return json_response(201, {"snapshot_id": snapshot})
 
 
+def remove_items(call: Call, *, key: str = "items") -> Response:
+    """Every occurrence of each URI of ``{"items": [{"uri": ...}]}`` leaves the playlist.
+
+    Like Spotify: a URI that is not in the playlist is no error, and the answer is the
+    playlist's snapshot id. ``key`` is ``tracks`` on the pre-2026 route.
+    """
+    playlist = _playlist(call, write=True)
+    if isinstance(playlist, Response):
+        return playlist
+    try:
+        body = call.request.json()
+    except ValueError:
+        return api_error(400, "Error parsing JSON.")
+    if not isinstance(body, dict):
+        return api_error(400, "Error parsing JSON.")
+    entries = body.get(key)
+    if not isinstance(entries, list) or not entries:
+        return api_error(400, f"Missing required field: {key}")
+    if len(entries) > MAX_REMOVE_URIS:
+        return api_error(400, f"You can remove a maximum of {MAX_REMOVE_URIS} tracks per request.")
+    snapshot = body.get("snapshot_id")
+    if snapshot is not None and not isinstance(snapshot, str):
+        return api_error(400, "Invalid snapshot_id")
+    gone: set[str] = set()
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("uri"), str):
+            return api_error(400, f"Each of {key} must be an object with a uri")
+        if "positions" in entry:
+            # Removal by position is a Spotify feature Swedify never uses; refuse it loudly
+            # rather than remove more than the client meant.
+            return api_error(400, "The sandbox does not support positions")
+        match = TRACK_URI.fullmatch(entry["uri"])
+        if match is None:
+            return api_error(400, f"Invalid track uri: {entry['uri']}")
+        gone.add(match.group(1))
+    # serve() holds the sandbox's lock while an endpoint runs, so this change is atomic.
+    kept = [item for item in playlist.items if item.track.id not in gone]
+    if len(kept) != len(playlist.items):
+        playlist.items = kept
+        playlist.version += 1
+    return json_response(200, {"snapshot_id": playlist.snapshot_id})
+
+
 def legacy_create_playlist(call: Call) -> Response:
     if not call.sandbox.options["extended_quota"]:
         return api_error(403, "Forbidden")
@@ -464,6 +508,12 @@ def legacy_add(call: Call) -> Response:
     return add_items(call)
 
 
+def legacy_remove(call: Call) -> Response:
+    if not call.sandbox.options["extended_quota"]:
+        return api_error(403, "Forbidden")
+    return remove_items(call, key="tracks")
+
+
 ROUTES = (
     Route("GET", "/v1/me", "profile", me),
     Route("GET", "/v1/me/tracks", "library", saved_tracks),
@@ -475,10 +525,12 @@ ROUTES = (
     Route("GET", "/v1/artists/{id}", "artists", artist),
     Route("GET", "/v1/playlists/{id}/items", "playlists", playlist_items),
     Route("POST", "/v1/playlists/{id}/items", "playlists", add_items),
+    Route("DELETE", "/v1/playlists/{id}/items", "playlists", remove_items),
     # Removed for Development Mode in 2026: they answer 403 unless Extended Quota is on.
     Route("POST", "/v1/users/{id}/playlists", "playlists", legacy_create_playlist),
     Route("GET", "/v1/playlists/{id}/tracks", "playlists", legacy_items),
     Route("POST", "/v1/playlists/{id}/tracks", "playlists", legacy_add),
+    Route("DELETE", "/v1/playlists/{id}/tracks", "playlists", legacy_remove),
 )
 _COMPILED = [(route, route.pattern) for route in ROUTES]
 
