@@ -1006,6 +1006,30 @@ class SpotifyClient:
         snapshot = data.get("snapshot_id") if isinstance(data, dict) else None
         return snapshot if isinstance(snapshot, str) else ""
 
+    def remove_items(self, playlist_id: str, uris: Sequence[str]) -> str:
+        """Take every occurrence of each URI out of a playlist, ``REMOVE_ITEMS_LIMIT`` URIs a
+        request; returns the last snapshot id ("" when there was nothing to send).
+
+        A 5xx or network error raises SpotifyAmbiguousWrite, and the batches before the failed
+        one stay applied. Removing is idempotent (a URI that is no longer there is not an
+        error), so unlike ``add_items`` the caller may simply send the same URIs again.
+        """
+        # Each URI once: a removal takes every occurrence, so a repeat only costs a request.
+        unique = list(dict.fromkeys(uris))
+        path = f"/playlists/{_segment(playlist_id)}/items"
+        snapshot = ""
+        for start in range(0, len(unique), REMOVE_ITEMS_LIMIT):
+            batch = unique[start : start + REMOVE_ITEMS_LIMIT]
+            body = {"items": [{"uri": uri} for uri in batch]}
+            data = self._request("DELETE", "/playlists/{id}/items", path, body=body)
+            answered = data.get("snapshot_id") if isinstance(data, dict) else None
+            snapshot = answered if isinstance(answered, str) else snapshot
+        return snapshot
+
+
+# Spotify's DELETE /playlists/{id}/items takes at most 100 items a request.
+REMOVE_ITEMS_LIMIT = 100
+
 
 def _segment(value: str) -> str:
     # An id from a client ("playlist:<id>") must never change the path it is put into.
