@@ -1,8 +1,8 @@
-"""Fair sharing of worker processes, end to end: two real Celery worker processes on the
+"""Fair sharing of worker processes, end to end: real Celery worker processes on the
 configured broker, the sandbox over HTTP with latency so that big scans are slow. Two big
 scans occupy both workers; a small scan started after them must not wait for them to finish:
 the big ones yield their workers between slices, the small one runs, and it is done long
-before they are."""
+before they are. And a listener's scan goes before auto-sync work on the only worker."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from genres.accounts import account_link
+from genres.jobs import job_enqueue
 from genres.models import Scan
-from genres.scans import scan_start
+from genres.scans import SCAN_RUN_TASK, scan_start
 from genres.spotify import TokenSet
 from sandbox.testing import RunningSandbox, running_sandbox
 from tests.integration.conftest import database_url
@@ -152,3 +153,30 @@ def test_a_small_scan_started_while_two_big_ones_fill_both_workers_finishes_long
         truth = sandbox.truth(big.user.spotify_account.spotify_id)
         assert big.result.total_tracks == truth["totalTracks"]
         assert big.attempts == 1  # yields are slices, not retries
+
+
+def test_a_listeners_scan_goes_before_a_running_auto_sync_scan_on_the_only_worker(
+    sandbox: RunningSandbox, start_workers: Callable[[int], None]
+) -> None:
+    sync_user = linked(sandbox, "fair-big-1")
+    small_user = linked(sandbox, "fair-small")
+    start_workers(1)
+
+    # Auto-sync work: background priority, queued as genres.sync queues it.
+    background = Scan.objects.create(user=sync_user, sources=["liked"], origin="sync")
+    job_enqueue(task_name=SCAN_RUN_TASK, job_id=background.pk, label="scan")
+    wait_until(
+        lambda: Scan.objects.filter(pk=background.pk, tracks_found__gt=0).exists(),
+        "the auto-sync scan to be at work",
+    )
+    small, _ = scan_start(user=small_user, refresh=True)
+    wait_until(
+        lambda: not Scan.objects.filter(status__in=Scan.ACTIVE).exists(), "both scans to end"
+    )
+
+    small = Scan.objects.get(pk=small.pk)
+    background = Scan.objects.get(pk=background.pk)
+    assert small.status == background.status == Scan.Status.SUCCEEDED
+    # The one worker was handed over at once and the listener's scan ran to its end first.
+    assert small.finished_at < background.finished_at
+    assert small.finished_at - small.created_at < (background.finished_at - small.created_at) / 2
