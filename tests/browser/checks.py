@@ -94,6 +94,8 @@ _HEADER_ROWS_JS = """() => {
   if (!header) return null;
   const items = Array.from(header.querySelectorAll('a, button, strong, span, select'))
     .filter(el => el.getClientRects().length > 0 && el.textContent.trim() !== '')
+    // Not a skip link parked off screen until the keyboard reaches it.
+    .filter(el => el.getBoundingClientRect().right > 0)
     .filter(el => !el.parentElement.closest('a, button, strong, span'));
   return {
     overflow: header.scrollWidth - header.clientWidth,
