@@ -249,14 +249,19 @@ def waiting_work(
     interactive work, and for background work also other background work; with ``service``
     (the Spotify requests this job has made), only scans that have made fewer (least attained
     service first; playlist jobs keep no count and always count). A listener's own jobs do
-    not compete: a playlist job waits for the listener's running one anyway."""
+    not compete, and a queued playlist job whose listener has one running does not wait for
+    a worker but for that job."""
     # By name: genres.models imports this module.
     for name in ("Scan", "PlaylistJob"):
-        rows = apps.get_model("genres", name).objects.waiting(now=now).exclude(user_id=user_id)
+        model = apps.get_model("genres", name)
+        rows = model.objects.waiting(now=now).exclude(user_id=user_id)
         if not background:
             rows = rows.filter(origin=ORIGIN_LISTENER)
         if service is not None and name == "Scan":
             rows = rows.filter(requests_made__lt=service)
+        if name == "PlaylistJob":
+            busy = model.objects.alive(now=now).values("user_id")
+            rows = rows.exclude(Q(status=QUEUED) & Q(user_id__in=busy))
         if rows.exists():
             return True
     return False

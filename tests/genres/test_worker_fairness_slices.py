@@ -195,6 +195,16 @@ def test_queued_and_due_yielded_jobs_of_other_listeners_are_waiting_work():
     assert not waiting_work(user_id=me.pk, background=False)
 
 
+def test_a_playlist_job_waiting_for_its_listeners_running_one_is_not_waiting_work():
+    me, other = listener("me"), listener("other")
+    PlaylistJob.objects.create(
+        user=other, genres=["pop"], status=PlaylistJob.Status.RUNNING, heartbeat_at=timezone.now()
+    )
+    PlaylistJob.objects.create(user=other, genres=["rock"])  # queued behind it
+
+    assert not waiting_work(user_id=me.pk, background=False)
+
+
 def test_a_paused_scan_whose_time_has_come_waits_for_a_worker_too():
     me, other = listener("me"), listener("other")
     paused = Scan.objects.create(
