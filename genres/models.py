@@ -125,6 +125,10 @@ class LibraryTrack(models.Model):
     # The scan that last saw this row during a full read; rows a full read did not see are
     # gone from Spotify and are deleted when that read completes.
     seen_scan = models.UUIDField(null=True, blank=True)
+    # The song's and its album's names as Spotify last gave them, cleaned by
+    # genres.track_names (bounded, no control characters); "" until a scan has stored them.
+    name = models.CharField(max_length=512, blank=True, default="")
+    album = models.CharField(max_length=512, blank=True, default="")
 
     class Meta:
         constraints = [

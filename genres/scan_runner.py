@@ -62,6 +62,7 @@ from genres.scans import (
 )
 from genres.selectors import iso
 from genres.tokens import AccountTokenProvider, spotify_client_for
+from genres.track_names import track_names
 
 logger = logging.getLogger(__name__)
 
@@ -466,8 +467,9 @@ class _ScanRun:
             track_id, artist_ids = _track_of(item)
             if track_id and track_id not in rows:
                 added = _added_at(item)
+                name, album = track_names(item)
                 rows[track_id] = LibraryRow(
-                    user_id, source, track_id, artist_ids, added, position, seen
+                    user_id, source, track_id, artist_ids, added, position, seen, name, album
                 )
         return list(rows.values())
 
