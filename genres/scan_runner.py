@@ -136,6 +136,8 @@ def _error_shape(scan: Scan, message: str, details: str) -> ScanError:
 
 
 def _details(error: BaseException) -> str:
+    if isinstance(error, spotify.SpotifyRateLimited) and _budget_wait(error) is not None:
+        return "waiting for Swedify's shared Spotify request budget"
     if isinstance(error, spotify.SpotifyRateLimited):
         text = "429: Too Many Requests"
         return f"{text} (quota exceeded)" if error.quota else text
