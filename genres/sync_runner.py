@@ -72,8 +72,8 @@ SYNC_BUSY = "busy"  # another driver is advancing the run right now
 
 # How long a driver holds a run while advancing it (removals are a few requests).
 LEASE = timedelta(minutes=5)
-# Spotify's DELETE /playlists/{id}/items takes at most 100 items.
-REMOVE_BATCH_SIZE = 100
+# One remover call per Spotify request, so a resent batch is one request again.
+REMOVE_BATCH_SIZE = spotify.REMOVE_ITEMS_LIMIT
 # How many of the listener's recent playlist jobs may stand in for a missing baseline.
 BASELINE_JOB_LOOKBACK = 20
 # Job result statuses after which the playlist held every track of the job's scan's genre.
@@ -93,24 +93,19 @@ RemoverFactory = Callable[[AbstractBaseUser, str], PlaylistRemover]
 class _SpotifyRemover:
     """Removal through the listener's Spotify client (shared budget, retries, token refresh).
 
-    genres.spotify has no removal call yet, so this sends the request through the client's
-    own request loop. Removing is idempotent (every occurrence of a URI goes), so a removal
-    whose answer was lost is simply sent again.
+    Removing is idempotent (every occurrence of a URI goes, a URI already gone is no error),
+    so a removal whose answer was lost is simply sent once more; a second unclear answer
+    fails the removal and the tracks stay in the baseline for the next run.
     """
 
     def __init__(self, client: spotify.SpotifyClient) -> None:
         self.client = client
 
     def remove_items(self, playlist_id: str, uris: Sequence[str]) -> None:
-        path = f"/playlists/{spotify._segment(playlist_id)}/items"
-        body = {"items": [{"uri": uri} for uri in uris]}
-        for attempt in range(2):
-            try:
-                self.client._request("DELETE", "/playlists/{id}/items", path, body=body)
-                return
-            except spotify.SpotifyAmbiguousWrite:
-                if attempt:
-                    raise
+        try:
+            self.client.remove_items(playlist_id, uris)
+        except spotify.SpotifyAmbiguousWrite:
+            self.client.remove_items(playlist_id, uris)
 
 
 def default_remover(user: AbstractBaseUser, origin: str) -> PlaylistRemover:
