@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 import threading
 import time
 import uuid
@@ -16,7 +15,6 @@ from typing import Any
 
 import pytest
 import redis
-from django.conf import settings
 
 from genres.ratelimit import (
     PRIORITY_BACKGROUND,
@@ -25,19 +23,15 @@ from genres.ratelimit import (
     RateLimiterTimeout,
     RedisRateLimiter,
 )
-
-
-def redis_url() -> str:
-    return (
-        os.environ.get("SWEDIFY_TEST_REDIS_URL") or settings.REDIS_URL or "redis://127.0.0.1:6379/0"
-    )
+from tests.redis_db import redis_url
 
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
+    url = redis_url()  # skips here, before the test, on a database not marked for tests
     name = f"test-budget:{uuid.uuid4().hex}"
     yield name
-    client = redis.Redis.from_url(redis_url())
+    client = redis.Redis.from_url(url)
     keys = list(client.scan_iter(match=f"{name}:*"))
     if keys:
         client.delete(*keys)

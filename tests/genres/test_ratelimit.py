@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -10,7 +9,6 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from django.conf import settings
 
 from genres import ratelimit
 from genres.ratelimit import (
@@ -22,6 +20,7 @@ from genres.ratelimit import (
     RedisRateLimiter,
     rate_limiter,
 )
+from tests.redis_db import redis_url
 
 
 class FakeClock:
@@ -218,18 +217,12 @@ def test_threads_sharing_a_local_limiter_never_exceed_the_budget_in_any_window()
 CLOCKS = 0.01
 
 
-def redis_url() -> str:
-    # The helper's own Redis db when configured; otherwise unique keys in the default db.
-    return (
-        os.environ.get("SWEDIFY_TEST_REDIS_URL") or settings.REDIS_URL or "redis://127.0.0.1:6379/0"
-    )
-
-
 @pytest.fixture
 def prefix() -> Iterator[str]:
+    url = redis_url()  # skips here, before the test, on a database not marked for tests
     name = f"test-ratelimit:{uuid.uuid4().hex}"
     yield name
-    client = redis.Redis.from_url(redis_url())
+    client = redis.Redis.from_url(url)
     keys = list(client.scan_iter(match=f"{name}:*"))
     if keys:
         client.delete(*keys)
