@@ -2,17 +2,19 @@
 
 - ``/genres/export.json``: the contract payload of ``GET /api/genres`` (with track ids), plus
   (additive) ``"tracks"``: per track id of the result, ``{"url": <Spotify link>,
-  "artists": [<names>]}``.
+  "artists": [<names>], "name": <song name>, "album": <album name>}``.
 - ``/genres/export.csv``: one row per genre and track, columns
-  ``genre,count,track_id,spotify_url,artists`` (``count`` is the genre's track count,
-  repeated on each of its rows; ``artists`` their names joined with "; "); tracks without a
+  ``genre,count,track_id,spotify_url,artists,track_name,album_name`` (``count`` is the genre's
+  track count, repeated on each of its rows; ``artists`` their names joined with "; "; the
+  name columns came last so readers of the first five keep working); tracks without a
   genre come last under the genre ``(unclassified)``. ``?detail=genres`` gives one row per
   genre, columns ``genre,count``. UTF-8 with a byte-order mark, so spreadsheet programs read
   "å ä ö" right. Every cell that a spreadsheet would read as a formula (starting with
   = + - @, a tab or a carriage return, also after leading blanks) is prefixed with ``'``
-  (``genres.pages.csv_cell``): genre and artist names are anyone's text.
+  (``genres.pages.csv_cell``): genre, artist, song and album names are anyone's text.
 
-Song and album names are not in the exports yet: the library does not store them.
+A song's and album's names are "" when the library has none for it: the track left the
+library since the scan, or its row was stored before names were kept (a full read fills them).
 """
 
 from __future__ import annotations
@@ -30,7 +32,15 @@ from django.views.decorators.http import require_safe
 from genres import selectors
 from genres.pages import CSV_UNCLASSIFIED, csv_cell, sign_in_required
 
-CSV_TRACK_COLUMNS = ["genre", "count", "track_id", "spotify_url", "artists"]
+CSV_TRACK_COLUMNS = [
+    "genre",
+    "count",
+    "track_id",
+    "spotify_url",
+    "artists",
+    "track_name",
+    "album_name",
+]
 CSV_GENRE_COLUMNS = ["genre", "count"]
 # Between artist names in one CSV cell (a comma is common inside names).
 ARTIST_SEPARATOR = "; "
@@ -60,10 +70,12 @@ def _result_track_ids(payload: dict[str, Any]) -> set[str]:
 
 def _track_entry(details: dict[str, dict[str, Any]], track_id: str) -> dict[str, Any]:
     # A result can hold a track the library no longer has (removed since the scan): its link
-    # is still right, its artists unknown.
+    # is still right, its artists and names unknown.
     return details.get(track_id) or {
         "url": selectors.TRACK_URL.format(track_id),
         "artists": [],
+        "name": "",
+        "album": "",
     }
 
 
@@ -115,7 +127,15 @@ def _csv_lines(
             track = _track_entry(details, track_id)
             artists = ARTIST_SEPARATOR.join(track["artists"])
             yield writer.writerow(
-                [genre, count, csv_cell(track_id), csv_cell(track["url"]), csv_cell(artists)]
+                [
+                    genre,
+                    count,
+                    csv_cell(track_id),
+                    csv_cell(track["url"]),
+                    csv_cell(artists),
+                    csv_cell(track["name"]),
+                    csv_cell(track["album"]),
+                ]
             )
 
 

@@ -183,20 +183,27 @@ _IN_BATCH = 900
 
 
 def track_details(*, user: User | None) -> dict[str, dict[str, Any]]:
-    """Per track id of the listener's library: ``url`` (Spotify's link) and ``artists`` (their
+    """Per track id of the listener's library: ``url`` (Spotify's link), ``artists`` (their
     names in Spotify's order, from the shared artist cache; an artist it does not know is left
-    out). Song and album names are not stored by the library, so they are not here.
+    out), ``name`` and ``album`` (the song's and its album's names as the last scan stored
+    them, "" when none has: rows stored before names were kept get them on a full read).
 
     One query for the library plus one per 900 distinct artists; a track in several sources
-    is read once.
+    is read once (its names from a source that has them).
     """
     if user is None or not user.is_authenticated:
         return {}
-    rows = LibraryTrack.objects.filter(user_id=user.pk).values_list("track_id", "artist_ids")
+    rows = LibraryTrack.objects.filter(user_id=user.pk).values_list(
+        "track_id", "artist_ids", "name", "album"
+    )
     tracks: dict[str, list[str]] = {}
-    for track_id, artists in rows:
+    titles: dict[str, tuple[str, str]] = {}
+    for track_id, artists, name, album in rows:
         if track_id not in tracks:
             tracks[track_id] = [a for a in artists or [] if isinstance(a, str)]
+        if name and not titles.get(track_id, ("", ""))[0]:
+            titles[track_id] = (name, album)
+        titles.setdefault(track_id, (name, album))
     ordered = sorted({a for artists in tracks.values() for a in artists})
     names: dict[str, str] = {}
     for start in range(0, len(ordered), _IN_BATCH):
@@ -206,6 +213,8 @@ def track_details(*, user: User | None) -> dict[str, dict[str, Any]]:
         track_id: {
             "url": TRACK_URL.format(track_id),
             "artists": [names[a] for a in artists if names.get(a)],
+            "name": titles[track_id][0],
+            "album": titles[track_id][1],
         }
         for track_id, artists in tracks.items()
     }
