@@ -14,7 +14,8 @@
   (``genres.pages.csv_cell``): genre, artist, song and album names are anyone's text.
 
 A song's and album's names are "" when the library has none for it: the track left the
-library since the scan, or its row was stored before names were kept (a full read fills them).
+library since the scan, or no scan has run since names were kept (the first one after that
+reads every source fully, see migration 0005).
 """
 
 from __future__ import annotations

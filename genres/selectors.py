@@ -186,7 +186,7 @@ def track_details(*, user: User | None) -> dict[str, dict[str, Any]]:
     """Per track id of the listener's library: ``url`` (Spotify's link), ``artists`` (their
     names in Spotify's order, from the shared artist cache; an artist it does not know is left
     out), ``name`` and ``album`` (the song's and its album's names as the last scan stored
-    them, "" when none has: rows stored before names were kept get them on a full read).
+    them, "" when none has: the first scan after names were kept reads every source fully).
 
     One query for the library plus one per 900 distinct artists; a track in several sources
     is read once (its names from a source that has them).

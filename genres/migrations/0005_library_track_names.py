@@ -3,6 +3,14 @@
 from django.db import migrations, models
 
 
+def reread_complete_sources(apps, schema_editor):
+    """Rows stored so far have no names, and an incremental read only adds new rows: every
+    complete source is read fully once more on its next scan (its pages of tracks; artists
+    still in the shared cache are not asked again), so the exports then name every song."""
+    LibrarySource = apps.get_model("genres", "LibrarySource")
+    LibrarySource.objects.filter(complete=True).update(complete=False)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -20,4 +28,5 @@ class Migration(migrations.Migration):
             name='name',
             field=models.CharField(blank=True, default='', max_length=512),
         ),
+        migrations.RunPython(reread_complete_sources, migrations.RunPython.noop),
     ]
