@@ -1,6 +1,6 @@
 """The genres page's downloads in a real browser, in English and Swedish: a CSV and a JSON
-file with each track's Spotify link and artist names beside the genre counts, hostile names
-inert (no live spreadsheet formula, no markup), and the page left where it was."""
+file with each track's song, artist and album names and Spotify link beside the genre counts,
+hostile names inert (no live spreadsheet formula, no markup), and the page left where it was."""
 
 from __future__ import annotations
 
@@ -29,6 +29,15 @@ TRACKS = {
     "": ["5ghIJDpPoe3CfHMGu71E6T"],
 }
 ARTISTS = {"a1": "Robyn", "a2": "Kent, the band", "a3": "+46 Elektro", "a4": "<b>Bold</b>"}
+# Song and album names, as a scan stored them (one track has none yet).
+TRACK_TITLES = {
+    "4uLU6hMCjMI75M1A2tKUQC": ("Dancing On My Own", "Body Talk"),
+    "0VjIjW4GlUZAMYd2vXMi3b": ("Håll om mig", "Ända hit, tillsammans"),
+    "3n3Ppam7vgaVa1iaRUc9Lp": ("=SUM(A1:A9)", "@home"),
+    "7ouMYWpwJ422jRcDASZB7P": ("Indie, Rock & Roll", "Single"),
+    "1301WleyT98MSxVHPZCA6M": ("<i>Italic</i>", "<b>Album</b>"),
+    "5ghIJDpPoe3CfHMGu71E6T": ("", ""),
+}
 TRACK_ARTISTS = {
     "4uLU6hMCjMI75M1A2tKUQC": ["a1"],
     "0VjIjW4GlUZAMYd2vXMi3b": ["a1", "a2"],
@@ -46,14 +55,21 @@ def listener_with_library() -> Any:
     for spotify_id, name in ARTISTS.items():
         Artist.objects.create(spotify_id=spotify_id, name=name, genres=[], fetched_at=now)
     for position, (track_id, artist_ids) in enumerate(TRACK_ARTISTS.items()):
+        name, album = TRACK_TITLES[track_id]
         LibraryTrack.objects.create(
-            user=user, track_id=track_id, source="liked", artist_ids=artist_ids, position=position
+            user=user,
+            track_id=track_id,
+            source="liked",
+            artist_ids=artist_ids,
+            position=position,
+            name=name,
+            album=album,
         )
     return user
 
 
 @pytest.mark.parametrize("language", ["en", "sv"])
-def test_the_csv_download_has_each_tracks_link_and_artists_and_no_live_formula(
+def test_the_csv_download_names_each_song_artist_and_album_with_its_link_and_no_formula(
     listener_browser: Any, language: str
 ) -> None:
     page, _ = listener_browser.open("/genres", language=language, user=listener_with_library())
@@ -69,7 +85,7 @@ def test_the_csv_download_has_each_tracks_link_and_artists_and_no_live_formula(
     # The first columns stay what they were; the new ones come after them.
     assert header[:3] == ["genre", "count", "track_id"]
     column = {name: index for index, name in enumerate(header)}
-    assert {"spotify_url", "artists"} <= set(column)
+    assert {"spotify_url", "artists", "track_name", "album_name"} <= set(column)
     by_track = {(row[0], row[column["track_id"]]): row for row in rows}
     expected_genres = {"swedish pop": 3, "indie rock": 2, "'" + FORMULA: 1, CSV_UNCLASSIFIED: 1}
     assert Counter(row[0] for row in rows) == expected_genres
@@ -78,15 +94,23 @@ def test_the_csv_download_has_each_tracks_link_and_artists_and_no_live_formula(
     kent = by_track[("swedish pop", "0VjIjW4GlUZAMYd2vXMi3b")]
     assert kent[column["spotify_url"]] == ("https://open.spotify.com/track/0VjIjW4GlUZAMYd2vXMi3b")
     assert kent[column["artists"]] == "Robyn; Kent, the band"
+    assert (kent[column["track_name"]], kent[column["album_name"]]) == (
+        "Håll om mig",
+        "Ända hit, tillsammans",
+    )
+    # Song and album names that a spreadsheet would run as formulas are quoted too.
+    sums = by_track[("swedish pop", "3n3Ppam7vgaVa1iaRUc9Lp")]
+    assert (sums[column["track_name"]], sums[column["album_name"]]) == ("'=SUM(A1:A9)", "'@home")
     # An artist name that a spreadsheet would run as a formula is quoted, like genre names.
     assert by_track[("indie rock", "7ouMYWpwJ422jRcDASZB7P")][column["artists"]] == ("'+46 Elektro")
     unknown = by_track[(CSV_UNCLASSIFIED, "5ghIJDpPoe3CfHMGu71E6T")]
     assert unknown[column["spotify_url"]].endswith("/track/5ghIJDpPoe3CfHMGu71E6T")
+    assert unknown[column["track_name"]] == ""
     assert page.url == f"{listener_browser.base_url}/genres"  # a download, not a navigation
 
 
 @pytest.mark.parametrize("language", ["en", "sv"])
-def test_the_json_download_is_the_api_answer_plus_each_tracks_link_and_artists(
+def test_the_json_download_is_the_api_answer_plus_each_tracks_names_and_link(
     listener_browser: Any, language: str
 ) -> None:
     page, _ = listener_browser.open("/genres", language=language, user=listener_with_library())
@@ -107,6 +131,13 @@ def test_the_json_download_is_the_api_answer_plus_each_tracks_link_and_artists(
     assert tracks["0VjIjW4GlUZAMYd2vXMi3b"] == {
         "url": "https://open.spotify.com/track/0VjIjW4GlUZAMYd2vXMi3b",
         "artists": ["Robyn", "Kent, the band"],
+        "name": "Håll om mig",
+        "album": "Ända hit, tillsammans",
     }
-    assert tracks["1301WleyT98MSxVHPZCA6M"]["artists"] == ["<b>Bold</b>"]
+    hostile = tracks["1301WleyT98MSxVHPZCA6M"]
+    assert (hostile["artists"], hostile["name"], hostile["album"]) == (
+        ["<b>Bold</b>"],
+        "<i>Italic</i>",
+        "<b>Album</b>",
+    )
     assert page.url == f"{listener_browser.base_url}/genres"
