@@ -127,6 +127,7 @@ __all__ = [
     "budget_state",
     "default_burst",
     "rate_limiter",
+    "rate_limiters_forget",
 ]
 
 _limiters: dict[tuple[int, str, str], LocalRateLimiter | RedisRateLimiter] = {}
@@ -148,6 +149,13 @@ def rate_limiter() -> LocalRateLimiter | RedisRateLimiter:
                 limiter = LocalRateLimiter(budget, smooth=smooth)
             _limiters[key] = limiter
         return limiter
+
+
+def rate_limiters_forget() -> None:
+    """Drops the process-wide limiters, so the next ``rate_limiter()`` starts afresh (from
+    Redis's learned budget when there is one). For tests: one test's 429s must not slow the next."""
+    with _limiters_lock:
+        _limiters.clear()
 
 
 def budget_state() -> BudgetState:

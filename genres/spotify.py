@@ -746,7 +746,9 @@ class SpotifyClient:
             # that keeps hammering) says the budget is too high just as a short one does. A
             # quota 429 is about one endpoint group's daily quota, not the window.
             self._limiter.penalize(retry_after)
-        if quota or retry_after > MAX_INLINE_WAIT:
+        # A job's client waits for the budget only briefly (`limiter_timeout`), and it waits
+        # out a 429 no longer either: the job hands its worker back and resumes at resumeAt.
+        if quota or retry_after > min(MAX_INLINE_WAIT, self.limiter_timeout):
             raise SpotifyRateLimited(
                 message,
                 retry_after=retry_after,

@@ -38,13 +38,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
-    """Every test starts with a closed Redis breaker and none of the suite's cache keys, so
-    neither an injected Redis outage nor a cached value leaks from one test into the next.
-    Only keys under the suite's own prefix are deleted, never the whole Redis database."""
+    """Every test starts with a closed Redis breaker, none of the suite's cache keys and a
+    fresh Spotify rate limiter, so neither an injected Redis outage, a cached value nor a
+    budget learned from one test's 429s leaks into the next. Only keys under the suite's own
+    prefix are deleted (the limiter's Redis keys among them), never the whole database."""
+    from genres.ratelimit import rate_limiters_forget
     from swedify.cache import cache_clear_own
     from swedify.redis_breaker import BREAKER
 
     BREAKER.reset()
+    rate_limiters_forget()
     cache_clear_own()
     yield
     BREAKER.reset()

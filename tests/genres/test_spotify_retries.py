@@ -145,6 +145,20 @@ def test_a_limiter_matching_the_budget_provokes_no_429_and_loses_little_time(san
     assert elapsed <= 7.0
 
 
+def test_a_jobs_client_hands_a_429_longer_than_its_limiter_wait_back_instead_of_sleeping(
+    sandbox,
+) -> None:
+    sandbox.set_faults(scripted=[{"status": 429, "count": 2, "retry_after": 20, "path": "/v1/me"}])
+    job = Harness(sandbox, limiter_timeout=8.0)
+    with pytest.raises(SpotifyRateLimited) as caught:
+        job.client.me()
+    assert (caught.value.retry_after, job.sleeps) == (20.0, [])
+    # The same 429 is waited out in place by a client that may wait up to the default.
+    patient = Harness(sandbox)
+    assert patient.client.me()["id"]
+    assert patient.sleeps == [20.0]
+
+
 def test_it_gives_up_after_five_short_429s_for_one_request(sandbox) -> None:
     sandbox.set_faults(scripted=[{"status": 429, "count": 9, "retry_after": 1, "path": "/v1/me"}])
     harness = Harness(sandbox)
