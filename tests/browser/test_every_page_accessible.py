@@ -197,3 +197,26 @@ def test_the_sandbox_sign_in_pages_pass_axe_and_are_photographed(
     check_page_at_both_sizes(page, "sandbox-consent-en", header=False)
     page.goto(f"{sandbox.url}/sandbox/")
     check_page_at_both_sizes(page, "sandbox-users-en", header=False)
+
+
+# Elements that would still move: a transition or an animation, or smooth scrolling.
+_MOTION_JS = """() => Array.from(document.querySelectorAll('*')).filter(el => {
+  const style = getComputedStyle(el);
+  const moving = s => s.split(',').some(part => parseFloat(part) > 0);
+  return moving(style.transitionDuration) || style.animationName !== 'none'
+    || style.scrollBehavior === 'smooth';
+}).map(el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : ''))"""
+
+
+def test_a_listener_who_asks_for_less_motion_gets_none(listener_browser: Any) -> None:
+    user = _with_playlists()
+    moving = {}
+    for preference in ("no-preference", "reduce"):
+        context = listener_browser.context(user=user, reduced_motion=preference)
+        page = context.new_page()
+        page.goto(f"{listener_browser.base_url}/genres")
+        expect(page.locator("body[data-ready=true]")).to_have_count(1)
+        moving[preference] = page.evaluate(_MOTION_JS)
+    # The jump to the Create form scrolls smoothly for others (so the check can see motion).
+    assert "html" in moving["no-preference"]
+    assert moving["reduce"] == []
