@@ -321,8 +321,9 @@ def four_targets(
     for lst in listeners:
         t = times[lst.scan_id]
         took = "not done" if t.seconds is None else f"{t.seconds:.1f} s"
+        wait = "" if t.queued_seconds is None else f" (first {t.queued_seconds:.1f} s queued)"
         print(
-            f"  {lst.spotify_id}: {t.status}, started {t.started:.1f} s, took {took}, "
+            f"  {lst.spotify_id}: {t.status}, started {t.started:.1f} s, took {took}{wait}, "
             f"{by_user[lst.spotify_id]['ok']} calls answered + {by_user[lst.spotify_id]['429']} "
             f"answered 429",
             flush=True,

@@ -248,10 +248,16 @@ class ScanTimes:
     status: str
     started: float
     finished: float | None
+    # When a worker first took it (``started_at``): the wait before it is the queue's.
+    picked: float | None = None
 
     @property
     def seconds(self) -> float | None:
         return None if self.finished is None else self.finished - self.started
+
+    @property
+    def queued_seconds(self) -> float | None:
+        return None if self.picked is None else self.picked - self.started
 
 
 def scans_wait(
@@ -266,7 +272,7 @@ def scans_wait(
     while True:
         rows = list(
             Scan.objects.filter(pk__in=list(scan_ids)).values(
-                "id", "status", "created_at", "finished_at"
+                "id", "status", "created_at", "started_at", "finished_at"
             )
         )
         ended = [row for row in rows if row["status"] in TERMINAL_STATUSES]
@@ -282,5 +288,8 @@ def scans_wait(
             status=row["status"],
             started=(row["created_at"] - zero).total_seconds(),
             finished=None if finished is None else (finished - zero).total_seconds(),
+            picked=None
+            if row["started_at"] is None
+            else (row["started_at"] - zero).total_seconds(),
         )
     return times

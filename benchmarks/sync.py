@@ -502,6 +502,11 @@ def sync_targets(
             f"interactive scan ({case.interactive_songs} songs) started mid-cycle "
             f"({cycle.synced_before_interactive:,} of {cycle.listeners:,} synced)",
             ("not done" if took is None else f"{took:.1f} s ({interactive_calls} calls)")
+            + (
+                ""
+                if during.queued_seconds is None
+                else f", first {during.queued_seconds:.1f} s queued"
+            )
             + f"; alone {alone.seconds:.1f} s",
             f"≤ fair share 2 x {alone.seconds:.1f} + {case.pickup_seconds:g} s = {fair:.1f} s",
             "n/a" if took is None else f"{took / fair:.2f} x fair share",
