@@ -73,7 +73,10 @@ def test_sandbox_mode_runs_without_debug_and_ctrl_c_stops_everything_quietly(
         (tmp_path / "var" / "slots" / "production-blue.pid").write_text("999999")
 
         os.killpg(script.pid, signal.SIGINT)
-        assert script.wait(timeout=60) == 0
+        try:
+            assert script.wait(timeout=60) == 0, output.read_text()
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"make run did not stop within 60 s:\n{output.read_text()}")
     finally:
         if script.poll() is None:
             os.killpg(script.pid, signal.SIGKILL)
