@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.make_run import make_run_start
 from tests.swedify.test_configuration_errors import REPO
 from tests.swedify.test_make_run import run_env
 
@@ -48,11 +49,7 @@ def test_sandbox_mode_runs_without_debug_and_ctrl_c_stops_everything_quietly(
     (tmp_path / "home").mkdir()
     output = tmp_path / "run.out"
     with output.open("w") as out:
-        # A session of its own: the signal below reaches what a terminal's Ctrl-C reaches.
-        script = subprocess.Popen(
-            ["scripts/run"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+        script = make_run_start(repo=REPO, env=env, out=out)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while "Swedify is running" not in output.read_text():
@@ -97,10 +94,7 @@ def test_a_process_that_stops_by_itself_is_named_and_the_others_are_stopped(
     (tmp_path / "home").mkdir()
     output = tmp_path / "run.out"
     with output.open("w") as out:
-        script = subprocess.Popen(
-            ["scripts/run"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+        script = make_run_start(repo=REPO, env=env, out=out)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while "Swedify is running" not in output.read_text():
@@ -129,10 +123,7 @@ def test_a_second_ctrl_c_stops_everything_at_once(tmp_path: Path) -> None:
     (tmp_path / "home").mkdir()
     output = tmp_path / "run.out"
     with output.open("w") as out:
-        script = subprocess.Popen(
-            ["scripts/run"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+        script = make_run_start(repo=REPO, env=env, out=out)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while "Swedify is running" not in output.read_text():

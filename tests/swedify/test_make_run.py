@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.make_run import make_run_start
 from tests.swedify.test_configuration_errors import REPO, unused_port
 
 # scripts/run starts the project's own .venv: a checkout with `make run` set up, which the
@@ -67,10 +68,7 @@ def test_it_serves_without_a_gunicorn_control_socket_and_keeps_its_files_private
     (tmp_path / "home").mkdir()
     output = tmp_path / "run.out"
     with output.open("w") as out:
-        script = subprocess.Popen(
-            ["scripts/run"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+        script = make_run_start(repo=REPO, env=env, out=out)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while "Swedify is running" not in output.read_text():
