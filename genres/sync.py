@@ -15,6 +15,18 @@ Invariants:
   shared Spotify budget); "Sync now" is a listener waiting (``JobOrigin.LISTENER``).
 - Spotify refusing the listener's sign-in (``invalid_grant``) or the account going away stops
   auto-sync (``enabled`` off, ``stopped_reason`` set) until the listener turns it on again.
+- At most ``SYNC_MAX_CONCURRENT_RUNS`` scheduled runs are in progress at a time (about the
+  number of worker processes). Jobs run in slices and a background job yields its worker to
+  the back of the one Celery queue, so every background scan queued ahead of a listener's
+  scan is one more delivery the listener waits through: with all due runs started at once
+  (a thousand after a cycle's worth of listeners), an interactive scan waited minutes for
+  seconds of work. So the beat's tick starts only the free slots' worth of due runs, oldest
+  ``next_run_at`` first, and each run's driver starts the next due ones as its run ends; the
+  tick (every minute) is the safety net when a driver is lost. The queue then holds only a
+  few background messages, and a listener's scan waits behind at most those. Two drivers
+  ending at the same moment may each fill the same free slot, so the bound can be exceeded
+  by the few runs ending at once, never grow with the number due. "Sync now" runs are the
+  listener's own and never wait for a slot.
 """
 
 from __future__ import annotations
@@ -32,7 +44,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
 from genres.jobs import job_enqueue
-from genres.models import Scan, SpotifyAccount, SyncSchedule
+from genres.models import JobOrigin, Scan, SpotifyAccount, SyncSchedule
 from genres.scans import ScanInputError, scan_start
 from genres.selectors import iso
 
@@ -82,6 +94,11 @@ class SyncResult(TypedDict):
 
 def default_interval_hours() -> int:
     return int(getattr(settings, "SYNC_DEFAULT_INTERVAL_HOURS", 6))
+
+
+def sync_max_concurrent_runs() -> int:
+    """Scheduled runs in progress at a time (``SYNC_MAX_CONCURRENT_RUNS``, at least 1)."""
+    return max(1, int(getattr(settings, "SYNC_MAX_CONCURRENT_RUNS", 2)))
 
 
 def jitter_fraction() -> float:
@@ -209,6 +226,13 @@ def syncs_due(*, now: datetime | None = None) -> list[int]:
         enabled=True, next_run_at__lte=now, running_since__isnull=True
     )
     return list(due.order_by("next_run_at").values_list("user_id", flat=True))
+
+
+def syncs_background_running() -> int:
+    """How many scheduled (background) runs are in progress: what the concurrency bound counts."""
+    return SyncSchedule.objects.filter(
+        running_since__isnull=False, run_origin=JobOrigin.SYNC
+    ).count()
 
 
 def syncs_running(*, now: datetime | None = None) -> tuple[list[int], list[int]]:

@@ -56,8 +56,10 @@ from genres.sync import (
     SyncResult,
     failed_result,
     sync_finish,
+    sync_max_concurrent_runs,
     sync_start,
     sync_stop,
+    syncs_background_running,
     syncs_due,
     syncs_running,
 )
@@ -378,23 +380,37 @@ def _remove(remover: PlaylistRemover, playlist_id: str, tracks: list[str]) -> in
 
 # --- The beat's tick -------------------------------------------------------------------------
 
-# Runs one tick starts at most: the rest are still due at the next tick.
-STARTS_PER_TICK = 1000
 
-
-def syncs_tick(*, now: datetime | None = None) -> dict[str, int]:
-    """Start the runs that are due (background priority) and advance the runs in progress,
-    which their own tasks normally do (this is the backstop when a task was lost)."""
+def syncs_start_due(*, now: datetime | None = None) -> int:
+    """Start due runs (background priority), oldest ``next_run_at`` first, while fewer than
+    ``SYNC_MAX_CONCURRENT_RUNS`` scheduled runs are in progress (genres.sync explains why).
+    Called by the beat's tick and by a run's driver when its run ends. Returns how many
+    started."""
     now = now or timezone.now()
-    users = get_user_model().objects.in_bulk(syncs_due(now=now)[:STARTS_PER_TICK])
+    room = sync_max_concurrent_runs() - syncs_background_running()
     started = 0
-    for user in users.values():
+    if room <= 0:
+        return 0
+    users = get_user_model().objects
+    for user_id in syncs_due(now=now):
+        if started >= room:
+            break
+        user = users.filter(pk=user_id).first()
+        if user is None:
+            continue
         try:
             _, ok = sync_start(user=user, origin=JobOrigin.SYNC, now=now)
         except Exception:  # one listener's failure must not stop the others' runs
-            logger.exception("sync for user %s could not start", user.pk)
+            logger.exception("sync for user %s could not start", user_id)
             continue
         started += ok
+    return started
+
+
+def syncs_tick(*, now: datetime | None = None) -> dict[str, int]:
+    """Advance the runs in progress, which their own tasks normally do (this is the backstop
+    when a task was lost), then start due runs into the free slots."""
+    now = now or timezone.now()
     running, _ = syncs_running(now=now)
     ended = 0
     for user_id in running:
@@ -402,4 +418,5 @@ def syncs_tick(*, now: datetime | None = None) -> dict[str, int]:
             ended += sync_advance(user_id=user_id, now=now) == SYNC_DONE
         except Exception:
             logger.exception("sync for user %s could not advance", user_id)
-    return {"started": started, "ended": ended, "running": len(running) - ended}
+    started = syncs_start_due(now=now)
+    return {"started": started, "ended": ended, "running": len(running) - ended + started}

@@ -2,7 +2,9 @@
 
 ``sync_run`` drives one listener's run: it advances the run and, while the run waits for its
 scan or playlist job, polls again a little later (backing off). ``syncs_tick`` (the beat)
-starts the runs that are due and advances any run whose driver was lost. Both are idempotent:
+advances any run whose driver was lost and starts due runs into the free slots (at most
+``SYNC_MAX_CONCURRENT_RUNS`` scheduled runs at a time); a run's driver starts the next due runs
+as its run ends, so the tick is only the safety net. Both are idempotent:
 a run is advanced under a lease on its schedule row (compare-and-set), so duplicates are
 harmless.
 """
@@ -12,7 +14,14 @@ from __future__ import annotations
 from celery import Task, shared_task
 
 from genres.sync import SYNC_RUN_TASK
-from genres.sync_runner import SYNC_BUSY, SYNC_WAITING, sync_advance, syncs_tick
+from genres.sync_runner import (
+    SYNC_BUSY,
+    SYNC_DONE,
+    SYNC_WAITING,
+    sync_advance,
+    syncs_start_due,
+    syncs_tick,
+)
 
 SYNC_TICK_TASK = "genres.sync_tasks.syncs_tick"
 # A waiting run is polled after 2 s, then less often, at most every SYNC_POLL_MAX_SECONDS;
@@ -31,6 +40,9 @@ def poll_countdown(retries: int) -> int:
 def sync_run(self: Task, user_id: str) -> str:
     """Advance one listener's run; poll again while it waits."""
     outcome = sync_advance(user_id=int(user_id))
+    if outcome == SYNC_DONE:
+        # The run's slot is free: the next due run starts now, not at the next tick.
+        syncs_start_due()
     if outcome in (SYNC_WAITING, SYNC_BUSY) and self.request.retries < SYNC_POLLS:
         raise self.retry(countdown=poll_countdown(self.request.retries))
     return outcome

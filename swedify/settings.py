@@ -275,6 +275,9 @@ SWEDIFY_JOB_SLICE_SECONDS = env_int("SWEDIFY_JOB_SLICE_SECONDS", 5)
 # it either way (percent of the interval), so listeners who turned it on together spread out.
 SYNC_DEFAULT_INTERVAL_HOURS = env_int("SWEDIFY_SYNC_INTERVAL_HOURS", 6)
 SYNC_JITTER_PERCENT = env_int("SWEDIFY_SYNC_JITTER_PERCENT", 10)
+# Scheduled runs in progress at a time (about the number of worker processes), so the queue
+# holds only a few background scans ahead of a listener's (genres.sync).
+SYNC_MAX_CONCURRENT_RUNS = env_int("SWEDIFY_SYNC_MAX_CONCURRENT_RUNS", 2)
 
 # --- Spotify ------------------------------------------------------------------------------
 
