@@ -107,3 +107,23 @@ def test_a_failed_scan_view_has_no_step_but_the_error() -> None:
 )
 def test_a_csv_cell_never_starts_a_formula(value: object, cell: str) -> None:
     assert csv_cell(value) == cell
+
+
+@pytest.mark.parametrize(
+    ("language", "value", "expected"),
+    [
+        ("en", 999, "999"),
+        ("en", -999, "-999"),
+        ("en", 1000, "1,000"),
+        ("en", 1234567, "1,234,567"),
+        ("sv", 999, "999"),
+        ("sv", 1234, "1\xa0234"),
+    ],
+)
+def test_counts_are_grouped_in_the_language_of_the_page(language, value, expected) -> None:
+    from django.utils import translation
+
+    from genres.pages import grouped
+
+    with translation.override(language):
+        assert grouped(value) == expected
