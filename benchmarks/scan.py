@@ -1,9 +1,10 @@
 """Scan benchmark: Swedify's real scan job against the Spotify sandbox over HTTP.
 
 Every scan is started with ``genres.scans.scan_start`` and run by the Celery task function
-``genres.tasks.scan_run`` called directly (no broker), against a sandbox in its own process
-(``sandbox.testing.spawn_sandbox``, so its threads do not share our GIL). Requests are counted
-by the sandbox (``/sandbox/stats``), not by the code under test. Phases (``--phases``):
+``genres.tasks.scan_run`` called directly (no broker), again with its token while it yields
+its worker between slices, as a worker would (``scan_to_end``), against a sandbox in its own
+process (``sandbox.testing.spawn_sandbox``, so its threads do not share our GIL). Requests are
+counted by the sandbox (``/sandbox/stats``), not by the code under test. Phases (``--phases``):
 
 * ``requests`` — cold cache, Development Mode: requests per scan against the formula
   ``1 + ceil(N/50) + A`` (the profile, N liked songs 50 a page, one per artist); a rescan
@@ -278,6 +279,56 @@ def no_broker() -> Iterator[list[str]]:
             tasks.scan_run.delay = original
 
 
+# A scan that yields more often than this is not making progress: the benchmark stops it.
+MAX_SLICES = 10_000
+
+
+@contextlib.contextmanager
+def resends() -> Iterator[list[tuple[str, str, float]]]:
+    """A yielded scan queues its next slice itself (``apply_async`` with its token and the
+    delay it asked for); here nothing reaches a broker. Yields those messages as
+    ``(scan id, token, countdown)``."""
+    from genres import tasks
+
+    messages: list[tuple[str, str, float]] = []
+    original = tasks.scan_run.__dict__.get("apply_async")
+
+    def record(
+        args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> None:
+        token = (kwargs or {}).get("token", "")
+        messages.append((str(args[0]), str(token), float(options.get("countdown") or 0.0)))
+
+    tasks.scan_run.apply_async = record
+    try:
+        yield messages
+    finally:
+        if original is None:
+            del tasks.scan_run.apply_async
+        else:
+            tasks.scan_run.apply_async = original
+
+
+def scan_to_end(scan_id: str) -> tuple[str, int]:
+    """Runs the scan task the way a worker would: since jobs run in slices and yield their
+    worker (genres.jobs), the task is called again with the yield's token, after the delay
+    the scan asked for, until the scan's outcome is no longer a yield. (status, slices)."""
+    from genres import tasks
+    from genres.jobs import RUN_YIELDED
+
+    with no_broker(), resends() as messages:
+        status, slices = tasks.scan_run(scan_id), 1
+        while status == RUN_YIELDED:
+            mine = [message for message in messages if message[0] == scan_id]
+            if not mine or slices >= MAX_SLICES:
+                raise RuntimeError(f"scan {scan_id} yielded without a next slice ({slices})")
+            messages.clear()
+            _, token, countdown = mine[-1]
+            time.sleep(countdown)
+            status, slices = tasks.scan_run(scan_id, token=token), slices + 1
+    return str(status), slices
+
+
 @dataclass
 class ScanRun:
     """One scan as the sandbox saw it."""
@@ -289,6 +340,7 @@ class ScanRun:
     too_many_requests: int = 0
     scan_id: str = ""
     artists_to_fetch: int = 0
+    slices: int = 1
 
     def route(self, name: str) -> int:
         return self.by_route.get(name, 0)
@@ -301,7 +353,7 @@ class ScanRun:
 def scan_measure(sandbox: Any, user: Any) -> ScanRun:
     """Starts a scan of the liked songs (``refresh``: never the reused result) and runs the
     task function to its end; the sandbox's request counts of that scan."""
-    from genres import scans, tasks
+    from genres import scans
     from genres.models import Scan
 
     with no_broker() as queued:
@@ -310,7 +362,7 @@ def scan_measure(sandbox: Any, user: Any) -> ScanRun:
         raise RuntimeError(f"scan_start did not queue a new scan ({scan.status})")
     sandbox.reset_stats()
     started = time.perf_counter()
-    status = tasks.scan_run(str(scan.pk))
+    status, slices = scan_to_end(str(scan.pk))
     seconds = time.perf_counter() - started
     stats = sandbox.stats()
     scan = Scan.objects.get(pk=scan.pk)
@@ -324,6 +376,7 @@ def scan_measure(sandbox: Any, user: Any) -> ScanRun:
         too_many_requests=stats["too_many_requests"],
         scan_id=str(scan.pk),
         artists_to_fetch=scan.artists_to_fetch,
+        slices=slices,
     )
 
 
@@ -674,7 +727,7 @@ def memory_worker(user_pk: int, sandbox_url: str) -> int:
     from django.contrib.auth import get_user_model
     from django.test import override_settings
 
-    from genres import scans, tasks
+    from genres import scans
     from genres.models import Scan, ScanResult
 
     user = get_user_model().objects.get(pk=user_pk)
@@ -684,7 +737,7 @@ def memory_worker(user_pk: int, sandbox_url: str) -> int:
         started = time.perf_counter()
         with no_broker():
             scan, _ = scans.scan_start(user=user, sources=["liked"], refresh=True)
-        status = tasks.scan_run(str(scan.pk))
+        status, _ = scan_to_end(str(scan.pk))
         seconds = time.perf_counter() - started
     scan = Scan.objects.get(pk=scan.pk)
     result = ScanResult.objects.filter(scan_id=scan.pk).only("total_artists").first()

@@ -178,3 +178,29 @@ def test_percentile_is_nearest_rank():
     assert percentile(values, 0.95) == 95.0
     assert percentile(values, 0.99) == 99.0
     assert percentile([3.0], 0.95) == 3.0
+
+
+@with_scans
+@pytest.mark.integration
+def test_a_scan_that_yields_between_slices_is_measured_to_its_end(sandbox, settings, monkeypatch):
+    from genres import jobs
+
+    # Another listener's work always waits and the slice is the shortest there is: at 100 ms
+    # a request the scan (about a second) yields its worker several times, as on a busy
+    # system. Called once, it would stay unfinished and the next scan_measure would crash
+    # ("scan_start did not queue a new scan").
+    monkeypatch.setattr(jobs, "waiting_work", lambda **_: True)
+    monkeypatch.setattr(jobs, "WAITING_CHECK_EVERY", 0.0)
+    settings.SWEDIFY_JOB_SLICE_SECONDS = 0
+    sandbox.set_faults(latency_ms=100)
+    scan.artist_cache_clear()
+    spec = scan.listener_spec("yields", tracks=TINY_TRACKS, artists=TINY_ARTISTS, offset=7_000)
+    user = scan.listener_create(sandbox, spec)
+
+    with scan.fresh_limiter(0):
+        first = scan.scan_measure(sandbox, user)
+        again = scan.scan_measure(sandbox, user)
+
+    assert first.slices > 1
+    assert first.status == again.status == "succeeded"
+    assert first.requests >= scan.dev_mode_bound(tracks=TINY_TRACKS, artists=0)
