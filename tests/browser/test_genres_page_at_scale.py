@@ -115,41 +115,6 @@ def test_the_selection_bar_stays_in_view_with_the_jobs_progress_and_result(
     expect(page.locator("#playlist-job")).to_be_in_viewport()
 
 
-# axe-core: scrollable-region-focusable (serious) on <ul class="js-selected-list
-# selected-list">: a long selection scrolls inside the list (max-height, overflow auto), and a
-# keyboard user cannot reach or scroll it. Lifted when the list is focusable or does not scroll.
-@pytest.mark.xfail(strict=True, reason="the selected-genres list scrolls out of keyboard reach")
-@pytest.mark.parametrize("size", ["desktop", "mobile"])
-def test_a_long_selection_and_a_finished_job_leave_nothing_serious_for_axe(
-    listener_browser: Any, size: str
-) -> None:
-    user = make_listener()
-    make_result(user, MANY_GENRES[:60])
-    PlaylistJob.objects.create(
-        user=user,
-        status=PlaylistJob.Status.SUCCEEDED,
-        genres=["region000 pop"],
-        finished_at=timezone.now(),
-        results=[
-            {
-                "genre": "region000 pop",
-                "status": "created",
-                "playlistId": "p0",
-                "url": "https://open.spotify.com/playlist/p0",
-                "tracksAdded": 400,
-                "tracksTotal": 400,
-                "error": None,
-            }
-        ],
-    )
-    page = genres_page(listener_browser, user, size=size)
-    expect(page.locator("#playlist-job")).to_be_visible()
-    page.locator("#select-shown").click()
-    expect(page.locator(".js-selected-list li")).to_have_count(50)
-    problems = axe_problems(page)
-    assert problems == [], "\n".join(problems)
-
-
 def test_a_big_library_opens_grouped_with_every_family_collapsed(listener_browser: Any) -> None:
     page = genres_page(listener_browser, many_genres_listener())
     expect(page.locator("#genre-group")).to_be_checked()
