@@ -356,6 +356,13 @@
       item.textContent = name;
       list.appendChild(item);
     });
+    // A long selection scrolls inside the list: it is then a tab stop, so a keyboard can
+    // reach and scroll it; a short one stays out of the way to the name field.
+    if (list.scrollHeight > list.clientHeight) {
+      list.setAttribute("tabindex", "0");
+    } else {
+      list.removeAttribute("tabindex");
+    }
     show($(".js-clear-selection", this.form), names.length > 0);
     this.updateCreate();
   };

@@ -287,3 +287,36 @@ def test_the_keyboard_reaches_the_playlist_name_in_a_few_presses(
         presses += 1
     expect(page.locator("#name-pattern")).to_be_focused()
     expect(page.locator("#name-pattern")).to_be_in_viewport()
+
+
+# axe-core's scrollable-region-focusable (serious): a long selection scrolls inside its list
+# (max-height, overflow auto), so the list takes focus to be reachable and scrollable by keyboard.
+@pytest.mark.parametrize("size", ["desktop", "mobile"])
+def test_a_long_selection_and_a_finished_job_leave_nothing_serious_for_axe(
+    listener_browser: Any, size: str
+) -> None:
+    user = make_listener()
+    make_result(user, MANY_GENRES[:60])
+    PlaylistJob.objects.create(
+        user=user,
+        status=PlaylistJob.Status.SUCCEEDED,
+        genres=["region000 pop"],
+        finished_at=timezone.now(),
+        results=[
+            {
+                "genre": "region000 pop",
+                "status": "created",
+                "playlistId": "p0",
+                "url": "https://open.spotify.com/playlist/p0",
+                "tracksAdded": 400,
+                "tracksTotal": 400,
+                "error": None,
+            }
+        ],
+    )
+    page = genres_page(listener_browser, user, size=size)
+    expect(page.locator("#playlist-job")).to_be_visible()
+    page.locator("#select-shown").click()
+    expect(page.locator(".js-selected-list li")).to_have_count(50)
+    problems = axe_problems(page)
+    assert problems == [], "\n".join(problems)
