@@ -26,11 +26,7 @@ when a target is missed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import secrets
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,14 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import (
-    CHILD_TIMEOUT_SECONDS,
-    REPO_ROOT,
     Target,
-    bench_database,
-    child_environment,
     django_setup,
     machine_line,
     print_table,
+    run_in_child,
 )
 from benchmarks.stack import (
     ScanTimes,
@@ -505,35 +498,8 @@ def main(argv: list[str]) -> int:
             print(f"budget benchmark: could not start the system under test: {error}", flush=True)
             return 1
     argv = ["--cases", ",".join(cases), *(["--tiny"] if args.tiny else [])]
-    return run_child(argv, database=args.database)
-
-
-def run_child(argv: Sequence[str], *, database: str = BENCH_DATABASE) -> int:
-    """``python -m benchmarks.budget --inner <argv>`` against a fresh database of its own
-    (``benchmarks.harness.bench_database``); its exit status, 1 when it does not end within
-    CHILD_TIMEOUT_SECONDS. The child leads a process group: its sandbox, Redis and workers
-    are stopped with it."""
-    with bench_database(database) as database_url:
-        env = child_environment(database_url, f"swedify-bench-{secrets.token_hex(4)}")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.budget", "--inner", *argv],
-            cwd=REPO_ROOT,
-            env=env,
-            start_new_session=True,
-        )
-        try:
-            return process.wait(timeout=CHILD_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            print(f"budget: no result within {CHILD_TIMEOUT_SECONDS} s; stopped", flush=True)
-            return 1
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=30)
-                if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+    # The child leads a process group: its sandbox, Redis and workers are stopped with it.
+    return run_in_child("benchmarks.budget", argv, database=args.database)
 
 
 if __name__ == "__main__":
