@@ -454,7 +454,8 @@ def genres_page(request: HttpRequest) -> HttpResponse:
         "playlist_job_active": job_active,
         "genre_playlists": selectors.genre_playlists(user=request.user),
         "max_genres": MAX_GENRES,
-        "default_name_pattern": DEFAULT_NAME_PATTERN,
+        # The form's suggestion in the page's language; the API's default stays the contract's.
+        "default_name_pattern": gettext(DEFAULT_NAME_PATTERN),
         "max_pattern_length": MAX_PATTERN_LENGTH,
         "max_description_length": MAX_DESCRIPTION_LENGTH,
     }

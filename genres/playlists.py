@@ -26,6 +26,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from genres.jobs import job_enqueue, yield_claim, yield_token_new
 from genres.models import PlaylistJob, ScanResult
@@ -42,7 +43,9 @@ MAX_NAME_LENGTH = 100
 MIN_GENRE_ROOM = 20
 MAX_DESCRIPTION_LENGTH = 300
 MAX_PATTERN_LENGTH = 200
-DEFAULT_NAME_PATTERN = "{genre} (from Likes)"
+# Marked for translation only: the genres page suggests it in the page's language, while the
+# API and auto-sync keep this English default (the contract's).
+DEFAULT_NAME_PATTERN = gettext_noop("{genre} (from Likes)")
 GENRE_PLACEHOLDER = "{genre}"
 UNCLASSIFIED = "Unclassified"
 # The Celery task that runs a playlist job (genres.tasks), queued by name.

@@ -122,6 +122,21 @@ def test_the_genres_page_shows_words_numbers_and_dates_in_the_listeners_language
 
 
 @pytest.mark.parametrize(
+    ("language", "suggested"),
+    [("en", "{genre} (from Likes)"), ("sv", "{genre} (från Gillade låtar)")],
+)
+def test_the_playlist_name_is_suggested_in_the_listeners_language(
+    language: str, suggested: str
+) -> None:
+    from genres.playlists import DEFAULT_NAME_PATTERN
+
+    page = _page(_listener_with_a_result(), "/genres", language)
+    assert f'id="name-pattern" name="namePattern" value="{suggested}"' in page.text
+    # The API's default (and auto-sync's) stays the contract's, whatever the language.
+    assert DEFAULT_NAME_PATTERN == "{genre} (from Likes)"
+
+
+@pytest.mark.parametrize(
     ("who", "path"),
     [
         ("visitor", "/"),
