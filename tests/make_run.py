@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import IO
 
@@ -28,3 +29,13 @@ def make_run_start(*, repo: Path, env: dict[str, str], out: IO[str]) -> subproce
         start_new_session=True,
         preexec_fn=_as_from_a_terminal,
     )
+
+
+def make_run_wait_until_running(script: subprocess.Popen, output: Path, *, timeout: float) -> None:
+    """Waits for the script's "Swedify is running" line; fails with its output if it stops
+    first or does not get there within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while "Swedify is running" not in output.read_text():
+        assert script.poll() is None, output.read_text()
+        assert time.monotonic() < deadline, output.read_text()
+        time.sleep(0.5)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.make_run import make_run_start
+from tests.make_run import make_run_start, make_run_wait_until_running
 from tests.swedify.test_configuration_errors import REPO
 from tests.swedify.test_make_run import run_env
 
@@ -51,11 +51,7 @@ def test_sandbox_mode_runs_without_debug_and_ctrl_c_stops_everything_quietly(
     with output.open("w") as out:
         script = make_run_start(repo=REPO, env=env, out=out)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while "Swedify is running" not in output.read_text():
-            assert script.poll() is None, output.read_text()
-            assert time.monotonic() < deadline, output.read_text()
-            time.sleep(0.5)
+        make_run_wait_until_running(script, output, timeout=START_TIMEOUT)
         base = f"http://127.0.0.1:{env['PORT']}"
 
         status, body = fetch(f"{base}/no-such-page/")
@@ -96,11 +92,7 @@ def test_a_process_that_stops_by_itself_is_named_and_the_others_are_stopped(
     with output.open("w") as out:
         script = make_run_start(repo=REPO, env=env, out=out)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while "Swedify is running" not in output.read_text():
-            assert script.poll() is None, output.read_text()
-            assert time.monotonic() < deadline, output.read_text()
-            time.sleep(0.5)
+        make_run_wait_until_running(script, output, timeout=START_TIMEOUT)
         sandbox = subprocess.run(
             ["pgrep", "-f", f"sandbox --port {env['SANDBOX_PORT']}"],
             capture_output=True,
@@ -125,12 +117,9 @@ def test_a_second_ctrl_c_stops_everything_at_once(tmp_path: Path) -> None:
     with output.open("w") as out:
         script = make_run_start(repo=REPO, env=env, out=out)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while "Swedify is running" not in output.read_text():
-            assert script.poll() is None, output.read_text()
-            assert time.monotonic() < deadline, output.read_text()
-            time.sleep(0.5)
+        make_run_wait_until_running(script, output, timeout=START_TIMEOUT)
         os.killpg(script.pid, signal.SIGINT)
+        deadline = time.monotonic() + 60
         while "Stopping Swedify" not in output.read_text():
             assert time.monotonic() < deadline, output.read_text()
             time.sleep(0.05)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.make_run import make_run_start
+from tests.make_run import make_run_start, make_run_wait_until_running
 from tests.swedify.test_configuration_errors import REPO, unused_port
 
 # scripts/run starts the project's own .venv: a checkout with `make run` set up, which the
@@ -70,11 +69,7 @@ def test_it_serves_without_a_gunicorn_control_socket_and_keeps_its_files_private
     with output.open("w") as out:
         script = make_run_start(repo=REPO, env=env, out=out)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while "Swedify is running" not in output.read_text():
-            assert script.poll() is None, output.read_text()
-            assert time.monotonic() < deadline, output.read_text()
-            time.sleep(0.5)
+        make_run_wait_until_running(script, output, timeout=START_TIMEOUT)
         health = urllib.request.urlopen(f"http://127.0.0.1:{env['PORT']}/health", timeout=10)
         assert health.status == 200
         # gunicorn's default control socket is ~/.gunicorn/gunicorn.ctl.
