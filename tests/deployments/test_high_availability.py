@@ -59,6 +59,8 @@ AFTER_FAULT = 1500
 AFTER_FAULT_TIMEOUT = 15.0
 # The checks (inter 1 s, fall 2) take a dead server out within about 2 s.
 DOWN_TIMEOUT = 10.0
+# The negative control's failures per proxy: more than twice what the checked test allows per proxy.
+UNCHECKED_ERRORS = 2 * LOAD_THREADS + 1
 
 
 @dataclass
@@ -160,7 +162,12 @@ def killed_host_under_load(stack: Stack, *, checked: bool = True) -> tuple[list,
         if checked:
             assert all(wait_until_down(p, "blue-1", DOWN_TIMEOUT) for _, p, _ in stack.proxies)
         for generator in generators:
-            generator.wait_for("r1", responses=AFTER_FAULT, timeout=AFTER_FAULT_TIMEOUT)
+            if checked:
+                generator.wait_for("r1", responses=AFTER_FAULT, timeout=AFTER_FAULT_TIMEOUT)
+            else:
+                # Without checks the load only shows failures: once it has shown more than its
+                # share of what the checked test allows, the rest of the wait proves nothing.
+                generator.wait_for_errors(errors=UNCHECKED_ERRORS, timeout=AFTER_FAULT_TIMEOUT)
     return [g.result for g in generators], first
 
 
@@ -193,7 +200,7 @@ def test_the_same_kill_behind_proxies_without_checks_and_retries_fails_requests(
         results, _ = killed_host_under_load(stack, checked=False)
 
     # Far more than the cut-off answers the test above allows: what the options prevent.
-    assert sum(r.failed for r in results) > 2 * 2 * LOAD_THREADS, [r.summary() for r in results]
+    assert sum(r.failed for r in results) >= 2 * UNCHECKED_ERRORS, [r.summary() for r in results]
 
 
 def test_a_dead_proxy_leaves_the_other_serving() -> None:
