@@ -45,6 +45,7 @@ from benchmarks.harness import (
     print_table,
     run_in_child,
 )
+from benchmarks.listeners import Listener, listener_make, scan_begin
 from benchmarks.stack import (
     ScanTimes,
     StackError,
@@ -65,8 +66,6 @@ CONFIGURED_RATE_LIMIT = 150
 REQUEST_LOG_LIMIT = 2000
 # The breakdown of where the calls and 429s went: one line per this many seconds.
 TIMELINE_BUCKET_SECONDS = 5.0
-# Artists per liked song: the issue's 10,000 songs by 3,000 artists (the sandbox's default).
-ARTISTS_PER_TRACK = 0.3
 
 
 @dataclass(frozen=True)
@@ -129,41 +128,6 @@ def window_floor(arrivals: Sequence[tuple[float, int]], limit: int, window: floa
 
 def share(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
-
-
-@dataclass
-class Listener:
-    """A benchmark listener: its sandbox id, Django user, library size and scan."""
-
-    spotify_id: str
-    user: Any
-    songs: int
-    truth: dict[str, Any]
-    scan_id: str = ""
-
-
-def listener_make(sandbox: Any, spotify_id: str, songs: int, offset: int) -> Listener:
-    """A sandbox user with ``songs`` liked songs (by 0.3 x as many artists, no followed or top
-    artists: every artist is looked up, which is what fills a window) linked to a Swedify
-    account; the sandbox derives the whole library now, so the timed part does not."""
-    from benchmarks import scan
-
-    spec = scan.listener_spec(
-        spotify_id, tracks=songs, artists=max(1, round(songs * ARTISTS_PER_TRACK)), offset=offset
-    )
-    user = scan.listener_create(sandbox, spec)
-    return Listener(spotify_id, user, songs, scan.sandbox_warm(sandbox, spotify_id))
-
-
-def scan_begin(listener: Listener) -> str:
-    """Starts the listener's scan as ``POST /api/scans`` does (queued to the workers)."""
-    from genres import scans
-
-    scan, created = scans.scan_start(user=listener.user, sources=["liked"], refresh=True)
-    if not created:
-        raise RuntimeError(f"scan_start did not start a new scan for {listener.spotify_id}")
-    listener.scan_id = str(scan.pk)
-    return listener.scan_id
 
 
 def results_exact(listeners: Sequence[Listener]) -> dict[str, list[str]]:

@@ -36,10 +36,7 @@ import time
 import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
-from urllib.request import ProxyHandler, Request, build_opener
 
 from benchmarks.harness import (
     REPO_ROOT,
@@ -50,9 +47,17 @@ from benchmarks.harness import (
     print_table,
     run_in_child,
 )
+from benchmarks.listeners import (
+    PAGE,
+    artist_cache_clear,
+    followed_count,
+    listener_create,
+    listener_forget,
+    listener_spec,
+    sandbox_warm,
+)
 
 PHASES = ("requests", "extended", "budget", "concurrency", "memory")
-PAGE = 50
 # Beyond the formulas: the harvest of followed artists (1 request when none are followed) and
 # of top artists (3 time ranges) is 4 requests; one more for slack.
 HANDFUL = 5
@@ -99,10 +104,6 @@ OFFSETS = {
     "k": 500_000,
     "m": 600_000,
 }
-SANDBOX_TIMEOUT = 30
-
-_opener = build_opener(ProxyHandler({}))
-
 
 # --- Formulas -------------------------------------------------------------------------------
 
@@ -138,102 +139,7 @@ def allowed_429s(requests: int) -> int:
     return max(1, math.floor(requests * MAX_429_SHARE))
 
 
-# --- Listeners and scans ----------------------------------------------------------------------
-
-
-def listener_spec(
-    user_id: str,
-    *,
-    tracks: int,
-    artists: int,
-    offset: int,
-    followed: float = 0.0,
-    top: float = 0.0,
-    exact_artists: bool = False,
-) -> dict[str, Any]:
-    """A sandbox user spec. ``exact_artists`` drops unavailable entries and local files, so
-    every artist of the slice is in the library (needed where a figure depends on exactly
-    which artists two listeners share)."""
-    spec: dict[str, Any] = {
-        "id": user_id,
-        "tracks": tracks,
-        "artists": artists,
-        "artist_offset": offset,
-        "followed_fraction": followed,
-        "top_fraction": top,
-    }
-    if exact_artists:
-        spec.update(null_fraction=0.0, local_fraction=0.0)
-    return spec
-
-
-def listener_create(sandbox: Any, spec: dict[str, Any]) -> Any:
-    """Creates the sandbox user and links it to a Swedify account with a token pair issued by
-    the sandbox (no consent dance); returns the Django user."""
-    from genres.accounts import account_link
-    from genres.spotify import TokenSet
-
-    sandbox.create_user(spec)
-    answer = sandbox.issue_token(spec["id"])
-    tokens = TokenSet(
-        access_token=answer["access_token"],
-        refresh_token=answer.get("refresh_token"),
-        expires_at=datetime.now(UTC) + timedelta(seconds=float(answer.get("expires_in", 3600))),
-        scope=answer.get("scope", ""),
-    )
-    account = account_link(profile={"id": spec["id"], "display_name": spec["id"]}, tokens=tokens)
-    return account.user
-
-
-def listener_forget(user: Any) -> None:
-    """Makes the listener's next scan a cold, full one again (library rows and harvest time)."""
-    from genres.models import LibrarySource, LibraryTrack, SpotifyAccount
-
-    LibraryTrack.objects.filter(user_id=user.pk).delete()
-    LibrarySource.objects.filter(user_id=user.pk).delete()
-    SpotifyAccount.objects.filter(user_id=user.pk).update(artists_harvested_at=None)
-
-
-def sandbox_warm(sandbox: Any, user_id: str) -> dict[str, Any]:
-    """The sandbox's truth for the user's liked songs. Asking for it also derives every
-    track of the library in the sandbox, which keeps them: a timed scan then measures
-    Swedify and the network, not the sandbox deriving tracks on cores it shares with the
-    scan (Spotify's servers do not run on ours)."""
-    return sandbox.truth(user_id)
-
-
-def artist_cache_clear() -> None:
-    """Cold cache: no artist in the database or in the (benchmark's own) cache, and the
-    "batch lookup forbidden" memory forgotten."""
-    from django.core.cache import cache
-
-    from genres.artists import CACHE_KEY
-    from genres.models import Artist
-    from genres.spotify import forget_batch_artists_memory
-
-    Artist.objects.all().delete()
-    if hasattr(cache, "delete_pattern"):
-        cache.delete_pattern(CACHE_KEY.format("*"))
-    else:
-        cache.clear()  # the local-memory cache of this process only
-    forget_batch_artists_memory()
-
-
-def followed_count(sandbox: Any, user_id: str) -> int:
-    """How many artists the sandbox user follows, read over the Web API (before a scan's
-    counters are reset)."""
-    token = sandbox.issue_token(user_id)["access_token"]
-    count, after = 0, None
-    while True:
-        query = {"type": "artist", "limit": PAGE, **({"after": after} if after else {})}
-        request = Request(f"{sandbox.api_url}/me/following?{urlencode(query)}")
-        request.add_header("Authorization", f"Bearer {token}")
-        with _opener.open(request, timeout=SANDBOX_TIMEOUT) as response:
-            block = json.loads(response.read())["artists"]
-        count += len(block["items"])
-        after = (block.get("cursors") or {}).get("after")
-        if not block["items"] or not after:
-            return count
+# --- Scans ----------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager

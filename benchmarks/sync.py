@@ -32,6 +32,7 @@ from datetime import timedelta
 from typing import Any
 
 from benchmarks.harness import Target
+from benchmarks.listeners import Listener, listener_create, listener_make, scan_begin
 
 LIBRARY_SEED = "bench-sync-library"
 LOG_TAIL_SECONDS = 1.0
@@ -196,14 +197,12 @@ def template_make(sandbox: Any, case: SyncCase, timeout: float) -> Any:
     """The template listener, through the real system: scan, playlists, auto-sync on, one run."""
     from django.utils import timezone
 
-    from benchmarks import budget
-    from benchmarks.scan import listener_create
     from benchmarks.stack import scans_wait
     from genres import sync as sync_services
 
     user = listener_create(sandbox, _spec("sync-0", case))
-    listener = budget.Listener("sync-0", user, case.songs, sandbox.truth("sync-0"))
-    budget.scan_begin(listener)
+    listener = Listener("sync-0", user, case.songs, sandbox.truth("sync-0"))
+    scan_begin(listener)
     run = scans_wait([listener.scan_id], timeout=timeout)[listener.scan_id]
     if run.status != "succeeded":
         raise RuntimeError(f"the template's scan ended {run.status}")
@@ -339,9 +338,7 @@ def rows_copy(template_id: int, user_ids: Sequence[int]) -> None:
 
 def interactive_scan(sandbox: Any, name: str, case: SyncCase, offset: int) -> Any:
     """A cold listener of its own library, ready to scan."""
-    from benchmarks import budget
-
-    return budget.listener_make(sandbox, name, case.interactive_songs, offset)
+    return listener_make(sandbox, name, case.interactive_songs, offset)
 
 
 def case_sync(stack: Any, case: SyncCase = SyncCase()) -> list[Target]:
@@ -349,7 +346,6 @@ def case_sync(stack: Any, case: SyncCase = SyncCase()) -> list[Target]:
     scan in the middle of it against its fair share."""
     from django.utils import timezone
 
-    from benchmarks import budget
     from benchmarks.stack import scans_wait
 
     sandbox = stack.sandbox
@@ -373,7 +369,7 @@ def case_sync(stack: Any, case: SyncCase = SyncCase()) -> list[Target]:
         try:
             template = template_make(sandbox, case, timeout=120)
             alone_listener = interactive_scan(sandbox, "sync-alone", case, case.offset + 20_000)
-            budget.scan_begin(alone_listener)
+            scan_begin(alone_listener)
             alone = scans_wait([alone_listener.scan_id], timeout=120)[alone_listener.scan_id]
             user_ids = [template.pk, *listeners_copy(sandbox, template, case)]
             during_listener = interactive_scan(sandbox, "sync-during", case, case.offset + 40_000)
@@ -391,7 +387,7 @@ def case_sync(stack: Any, case: SyncCase = SyncCase()) -> list[Target]:
                         break
                     time.sleep(POLL_SECONDS)
                 synced_before = synced_since(user_ids, since)
-                budget.scan_begin(during_listener)
+                scan_begin(during_listener)
                 during = scans_wait([during_listener.scan_id], timeout=case.cycle_limit)[
                     during_listener.scan_id
                 ]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import pages, scan
+from benchmarks import listeners, pages, scan
 from benchmarks.harness import percentile
 from sandbox.testing import running_sandbox
 
@@ -52,11 +52,11 @@ def test_the_formulas_are_the_issues():
 @with_scans
 @pytest.mark.integration
 def test_a_tiny_cold_scan_costs_what_the_formula_says(sandbox):
-    scan.artist_cache_clear()
-    spec = scan.listener_spec(
+    listeners.artist_cache_clear()
+    spec = listeners.listener_spec(
         "tiny", tracks=TINY_TRACKS, artists=TINY_ARTISTS, offset=5_000, exact_artists=True
     )
-    user = scan.listener_create(sandbox, spec)
+    user = listeners.listener_create(sandbox, spec)
 
     with scan.fresh_limiter(0):
         run = scan.scan_measure(sandbox, user)
@@ -146,9 +146,9 @@ def test_the_concurrency_phase_times_the_same_scan_both_ways(sandbox):
 @with_scans
 @pytest.mark.integration
 def test_the_memory_worker_reports_its_scan_and_its_peak_rss(sandbox, capsys):
-    scan.artist_cache_clear()
-    spec = scan.listener_spec("memory", tracks=TINY_TRACKS, artists=TINY_ARTISTS, offset=6_000)
-    user = scan.listener_create(sandbox, spec)
+    listeners.artist_cache_clear()
+    spec = listeners.listener_spec("memory", tracks=TINY_TRACKS, artists=TINY_ARTISTS, offset=6_000)
+    user = listeners.listener_create(sandbox, spec)
 
     assert scan.memory_worker(user.pk, sandbox.url) == 0
 
@@ -193,9 +193,9 @@ def test_a_scan_that_yields_between_slices_is_measured_to_its_end(sandbox, setti
     monkeypatch.setattr(jobs, "WAITING_CHECK_EVERY", 0.0)
     settings.SWEDIFY_JOB_SLICE_SECONDS = 0
     sandbox.set_faults(latency_ms=100)
-    scan.artist_cache_clear()
-    spec = scan.listener_spec("yields", tracks=TINY_TRACKS, artists=TINY_ARTISTS, offset=7_000)
-    user = scan.listener_create(sandbox, spec)
+    listeners.artist_cache_clear()
+    spec = listeners.listener_spec("yields", tracks=TINY_TRACKS, artists=TINY_ARTISTS, offset=7_000)
+    user = listeners.listener_create(sandbox, spec)
 
     with scan.fresh_limiter(0):
         first = scan.scan_measure(sandbox, user)
